@@ -1,0 +1,80 @@
+"""The consult broker: create_app() builds the Flask application."""
+
+import logging
+import os
+
+from flask import Flask
+from sqlalchemy import event
+from sqlalchemy.engine import Engine
+
+from broker.config import Config, normalise_database_url
+from broker.extensions import db, login_manager, migrate, rest_api
+from broker.models import render_for_migrations
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def create_app(overrides: dict | None = None) -> Flask:
+    app = Flask(
+        __name__,
+        instance_relative_config=True,
+        template_folder=os.path.join(ROOT, "templates"),
+        static_folder=os.path.join(ROOT, "static"),
+    )
+    app.config.from_object(Config)
+    app.config.update(overrides or {})
+    os.makedirs(app.instance_path, exist_ok=True)
+    _configure_database(app)
+    _configure_logging(app)
+
+    db.init_app(app)
+    migrate.init_app(
+        app,
+        db,
+        directory=os.path.join(ROOT, "migrations"),
+        render_as_batch=True,  # SQLite can only alter tables by copying them
+        render_item=render_for_migrations,
+        compare_type=True,
+    )
+    login_manager.init_app(app)
+    rest_api.init_app(app)
+
+    from broker.api import register_api
+    from broker.api.errors import register_error_handlers
+    from broker.cli import register_commands
+    from broker.web import web
+
+    register_api(rest_api)
+    app.register_blueprint(web)
+    register_error_handlers(app)
+    register_commands(app)
+    return app
+
+
+def _configure_database(app: Flask) -> None:
+    url = app.config["DATABASE_URL"] or "sqlite:///" + os.path.join(
+        app.instance_path, "broker.sqlite"
+    )
+    url = normalise_database_url(url)
+    app.config["SQLALCHEMY_DATABASE_URI"] = url
+    # Query parameters (patient references, questions) never appear in error messages or logs.
+    options = {"hide_parameters": True, "pool_pre_ping": True}
+    if url.startswith("sqlite"):
+        options["connect_args"] = {"timeout": 30}
+    app.config["SQLALCHEMY_ENGINE_OPTIONS"] = options
+
+
+@event.listens_for(Engine, "connect")
+def _sqlite_enforces_foreign_keys(dbapi_connection, connection_record):
+    if type(dbapi_connection).__module__.startswith("sqlite3"):
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.close()
+
+
+def _configure_logging(app: Flask) -> None:
+    """Log lines carry method, path and status only: no request bodies, no query parameters."""
+    if not app.debug and not app.testing:
+        logging.basicConfig(
+            level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+        )

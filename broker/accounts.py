@@ -1,0 +1,96 @@
+"""Users, departments, memberships and API tokens: the broker's directory."""
+
+import hashlib
+import secrets
+
+from sqlalchemy import func, select
+
+from broker.consults.deadlines import default_policies
+from broker.consults.errors import Conflict, Invalid, NotFound
+from broker.extensions import db
+from broker.models import ApiToken, Department, Membership, User
+
+
+def normalise_email(email: str) -> str:
+    return (email or "").strip().lower()
+
+
+def user_by_email(email: str) -> User | None:
+    return db.session.scalar(
+        select(User).where(func.lower(User.email) == normalise_email(email))
+    )
+
+
+def create_user(email: str, name: str, password: str, is_admin: bool = False) -> User:
+    email = normalise_email(email)
+    if "@" not in email:
+        raise Invalid("email", "A valid email address is required.")
+    if not (name or "").strip():
+        raise Invalid("name", "A name is required.")
+    if len(password or "") < 8:
+        raise Invalid("password", "The password needs at least 8 characters.")
+    if user_by_email(email) is not None:
+        raise Conflict(f"A user with email {email} already exists.")
+    user = User(email=email, name=name.strip(), is_admin=is_admin)
+    user.set_password(password)
+    db.session.add(user)
+    db.session.commit()
+    return user
+
+
+def authenticate(email: str, password: str) -> User | None:
+    user = user_by_email(email)
+    if user is None or not user.check_password(password or ""):
+        return None
+    return user
+
+
+def department_by_slug(slug: str) -> Department:
+    department = db.session.scalar(select(Department).where(Department.slug == slug))
+    if department is None:
+        raise NotFound(f"No department {slug!r}.")
+    return department
+
+
+def create_department(slug: str, name: str) -> Department:
+    slug = (slug or "").strip().lower()
+    if not slug or not slug.replace("-", "").isalnum():
+        raise Invalid("slug", "A slug is lower-case letters, digits and dashes.")
+    if not (name or "").strip():
+        raise Invalid("name", "A name is required.")
+    if db.session.scalar(select(Department).where(Department.slug == slug)):
+        raise Conflict(f"A department with slug {slug} already exists.")
+    department = Department(slug=slug, name=name.strip(), policies=default_policies())
+    db.session.add(department)
+    db.session.commit()
+    return department
+
+
+def add_member(department: Department, user: User, chief: bool = False) -> Membership:
+    """Make the user a member (or chief) of the department; repeating it only updates the role."""
+    membership = db.session.get(Membership, (user.id, department.id))
+    if membership is None:
+        membership = Membership(user=user, department=department)
+        db.session.add(membership)
+    membership.is_chief = chief
+    db.session.commit()
+    return membership
+
+
+def _digest(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def issue_token(user: User) -> str:
+    """A new bearer token. Only its digest is stored: the token cannot be shown again."""
+    token = secrets.token_urlsafe(32)
+    db.session.add(ApiToken(user=user, token_digest=_digest(token)))
+    db.session.commit()
+    return token
+
+
+def user_for_token(token: str) -> User | None:
+    record = db.session.scalar(
+        select(ApiToken).where(ApiToken.token_digest == _digest(token))
+    )
+    return record.user if record else None

@@ -1,0 +1,11 @@
+"""The JSON API under /api (flask-smorest): blueprints and the OpenAPI document."""
+
+from flask_smorest import Api
+
+
+def register_api(api: Api) -> None:
+    from broker.api.accounts import departments, me, tokens
+    from broker.api.consults import blp as consults
+
+    for blueprint in (tokens, me, departments, consults):
+        api.register_blueprint(blueprint)

@@ -1,0 +1,85 @@
+"""Tokens, the caller, departments."""
+
+from flask.views import MethodView
+from flask_smorest import Blueprint
+from werkzeug.exceptions import Unauthorized
+
+from broker import accounts
+from broker.api.auth import caller, require_caller
+from broker.api.schemas import (
+    DepartmentSchema,
+    MeSchema,
+    MemberSchema,
+    TokenRequestSchema,
+    TokenSchema,
+)
+from broker.consults import access
+from broker.extensions import db
+from broker.models import Department
+from sqlalchemy import select
+
+tokens = Blueprint("tokens", __name__, url_prefix="/api/tokens", description="Sign in")
+me = Blueprint("me", __name__, url_prefix="/api/me", description="The caller")
+departments = Blueprint(
+    "departments", __name__, url_prefix="/api/departments", description="Departments"
+)
+me.before_request(require_caller)
+departments.before_request(require_caller)
+
+
+@tokens.route("")
+class Tokens(MethodView):
+    @tokens.arguments(TokenRequestSchema)
+    @tokens.response(201, TokenSchema)
+    @tokens.alt_response(401, description="Wrong email or password")
+    def post(self, credentials):
+        """Exchange email and password for a bearer token."""
+        user = accounts.authenticate(credentials["email"], credentials["password"])
+        if user is None:
+            raise Unauthorized("Wrong email or password.")
+        return {"token": accounts.issue_token(user)}
+
+
+@me.route("")
+class Me(MethodView):
+    @me.response(200, MeSchema)
+    def get(self):
+        """The signed-in user, with departments and roles."""
+        user = caller()
+        slugs = sorted(m.department.slug for m in user.memberships)
+        chief_of = sorted(m.department.slug for m in user.memberships if m.is_chief)
+        roles = ["requester"]
+        if slugs:
+            roles.append("consultant")
+        if chief_of:
+            roles.append("chief")
+        if user.is_admin:
+            roles.append("admin")
+        return {
+            "id": user.id,
+            "name": user.name,
+            "email": user.email,
+            "departments": slugs,
+            "chief_of": chief_of,
+            "roles": roles,
+        }
+
+
+@departments.route("")
+class Departments(MethodView):
+    @departments.response(200, DepartmentSchema(many=True))
+    def get(self):
+        """Every department, with its deadline policy."""
+        return db.session.scalars(select(Department).order_by(Department.name))
+
+
+@departments.route("/<slug>/members")
+class Members(MethodView):
+    @departments.response(200, MemberSchema(many=True))
+    def get(self, slug):
+        """The department's members (to hand off to, or assign)."""
+        department = accounts.department_by_slug(slug)
+        return [
+            {"id": u.id, "name": u.name, "email": u.email, "chief": m.is_chief}
+            for m, u in access.members_of(department)
+        ]

@@ -1,0 +1,120 @@
+"""The consult endpoints. Each view parses, calls one domain function, and shapes the result."""
+
+from flask.views import MethodView
+from flask_smorest import Blueprint
+
+from broker.api.auth import caller, require_caller
+from broker.api.pagination import SelectPage
+from broker.api.schemas import (
+    AssignSchema,
+    BodySchema,
+    CloseSchema,
+    ConsultDetailSchema,
+    ConsultListArgs,
+    ConsultSchema,
+    HandoffOfferSchema,
+    NewConsultSchema,
+    ReasonSchema,
+    RedirectSchema,
+)
+from broker.consults import actions
+from broker.consults.queries import (
+    ConsultFilter,
+    timeline,
+    visible_consult,
+    visible_consults,
+)
+
+blp = Blueprint(
+    "consults", __name__, url_prefix="/api/consults", description="Consults"
+)
+blp.before_request(require_caller)
+
+ERRORS = {
+    403: "Signed in, but not allowed to do this",
+    404: "No such consult, or not visible to you",
+    409: "The consult's state does not allow this",
+}
+
+
+def with_timeline(consult):
+    """The consult as GET /api/consults/<id> shows it."""
+    consult.timeline = timeline(consult)
+    return consult
+
+
+@blp.route("")
+class Consults(MethodView):
+    @blp.arguments(ConsultListArgs, location="query")
+    @blp.response(200, ConsultSchema(many=True))
+    @blp.paginate(SelectPage, page_size=50, max_page_size=200)
+    def get(self, args):
+        """The consults the caller may see, newest first; filters combine."""
+        wanted = ConsultFilter(
+            department=args.get("department"),
+            status=args.get("status"),
+            owner_is_me=args.get("owner") == "me",
+            requester_is_me=args.get("requester") == "me",
+            overdue=args.get("overdue"),
+        )
+        return visible_consults(caller(), wanted)
+
+    @blp.arguments(NewConsultSchema)
+    @blp.response(201, ConsultSchema)
+    def post(self, data):
+        """Send a new consult to a department's queue."""
+        return actions.create(caller(), **data)
+
+
+@blp.route("/<int:consult_id>")
+class ConsultDetail(MethodView):
+    @blp.response(200, ConsultDetailSchema)
+    @blp.alt_response(404, description=ERRORS[404])
+    def get(self, consult_id):
+        """The consult with its timeline, oldest event first."""
+        return with_timeline(visible_consult(caller(), consult_id))
+
+
+ACTIONS = [
+    ("claim", actions.claim, None),
+    ("release", actions.release, ReasonSchema),
+    ("assign", actions.assign, AssignSchema),
+    ("handoff", actions.hand_off, HandoffOfferSchema),
+    ("handoff/accept", actions.accept_handoff, None),
+    ("handoff/decline", actions.decline_handoff, ReasonSchema),
+    ("answer", actions.answer, BodySchema),
+    ("messages", actions.post_message, BodySchema),
+    ("redirect", actions.redirect, RedirectSchema),
+    ("close", actions.close, CloseSchema),
+    ("cancel", actions.cancel, ReasonSchema),
+]
+
+
+def register_action(path: str, do, schema) -> None:
+    """POST /api/consults/<id>/<path>: one domain action; answers the consult with its timeline."""
+
+    def act(consult_id, data=None):
+        consult = visible_consult(caller(), consult_id)
+        return with_timeline(do(consult, caller(), **(data or {})))
+
+    if schema:
+
+        def view(data, consult_id):
+            return act(consult_id, data)
+    else:
+
+        def view(consult_id):
+            return act(consult_id)
+
+    view.__doc__ = do.__doc__
+    view = blp.response(200, ConsultDetailSchema)(view)
+    for code, description in ERRORS.items():
+        view = blp.alt_response(code, description=description)(view)
+    if schema:
+        view = blp.arguments(schema)(view)
+    endpoint = "consult_" + path.replace("/", "_")
+    blp.route(f"/<int:consult_id>/{path}", endpoint=endpoint, methods=["POST"])(view)
+
+
+for path, do, schema in ACTIONS:
+    register_action(path, do, schema)

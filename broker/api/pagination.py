@@ -1,0 +1,20 @@
+"""Paging a SQLAlchemy SELECT with flask-smorest (`X-Pagination` header)."""
+
+from flask_smorest import Page
+from sqlalchemy import func, select
+
+from broker.extensions import db
+
+
+class SelectPage(Page):
+    @property
+    def items(self):
+        query = self.collection.offset(self.page_params.first_item).limit(
+            self.page_params.page_size
+        )
+        return list(db.session.scalars(query))
+
+    @property
+    def item_count(self):
+        counted = self.collection.order_by(None).subquery()
+        return db.session.scalar(select(func.count()).select_from(counted))

@@ -1,0 +1,170 @@
+"""Marshmallow schemas: everything the API reads is validated here, everything it writes is shaped here."""
+
+from marshmallow import Schema, ValidationError, fields, validate
+
+from broker.extensions import db
+from broker.models import EventKind, Status, Urgency, User
+
+URGENCIES = [u.value for u in Urgency]
+STATUSES = [s.value for s in Status]
+
+
+def _text(max_length: int, **kwargs) -> fields.String:
+    return fields.String(validate=validate.Length(min=1, max=max_length), **kwargs)
+
+
+class UserRef(fields.Integer):
+    """A user id in, the User out; an unknown id is a validation error."""
+
+    def _deserialize(self, value, attr, data, **kwargs):
+        user = db.session.get(User, super()._deserialize(value, attr, data, **kwargs))
+        if user is None:
+            raise ValidationError("No such user.")
+        return user
+
+
+class UserSchema(Schema):
+    id = fields.Integer()
+    name = fields.String()
+    email = fields.String()
+
+
+class MeSchema(UserSchema):
+    departments = fields.List(fields.String(), metadata={"description": "slugs"})
+    chief_of = fields.List(fields.String(), metadata={"description": "slugs"})
+    roles = fields.List(
+        fields.String(),
+        metadata={"description": "requester, consultant, chief, admin"},
+    )
+
+
+class TokenRequestSchema(Schema):
+    email = fields.String(required=True)
+    password = fields.String(required=True, load_only=True)
+
+
+class TokenSchema(Schema):
+    token = fields.String()
+
+
+class MinutesSchema(Schema):
+    claim_minutes = fields.Integer()
+    answer_minutes = fields.Integer()
+    followup_minutes = fields.Integer()
+
+
+class DepartmentSchema(Schema):
+    slug = fields.String()
+    name = fields.String()
+    policy = fields.Method(
+        "policy_by_urgency",
+        metadata={"description": "minutes per urgency: stat, urgent, routine"},
+    )
+
+    def policy_by_urgency(self, department) -> dict:
+        return {p.urgency: MinutesSchema().dump(p) for p in department.policies}
+
+
+class MemberSchema(UserSchema):
+    chief = fields.Boolean()
+
+
+class HandoffSchema(Schema):
+    to = fields.Nested(UserSchema)
+    note = fields.String()
+    offered_at = fields.DateTime()
+
+
+class ConsultSchema(Schema):
+    id = fields.Integer()
+    department = fields.String(
+        attribute="department.slug", metadata={"description": "slug"}
+    )
+    urgency = fields.String(metadata={"enum": URGENCIES})
+    status = fields.String(metadata={"enum": STATUSES})
+    requester = fields.Nested(UserSchema)
+    owner = fields.Nested(UserSchema, allow_none=True)
+    handoff = fields.Nested(HandoffSchema, allow_none=True)
+    patient_ref = fields.String()
+    question = fields.String()
+    study_ref = fields.String(allow_none=True)
+    created_at = fields.DateTime()
+    routed_at = fields.DateTime()
+    claimed_at = fields.DateTime(allow_none=True)
+    answered_at = fields.DateTime(allow_none=True)
+    closed_at = fields.DateTime(allow_none=True)
+    updated_at = fields.DateTime()
+    claim_due_at = fields.DateTime()
+    answer_due_at = fields.DateTime()
+    escalation_level = fields.Integer()
+    overdue = fields.Boolean()
+    rating = fields.Integer(allow_none=True)
+    version = fields.Integer(
+        metadata={"description": "increases with every change to the consult"}
+    )
+
+
+class EventSchema(Schema):
+    kind = fields.String(metadata={"enum": [k.value for k in EventKind]})
+    actor = fields.Nested(UserSchema, allow_none=True)
+    at = fields.DateTime()
+    body = fields.String(allow_none=True)
+    subject = fields.Nested(
+        UserSchema,
+        allow_none=True,
+        metadata={"description": "the colleague the action concerned"},
+    )
+    detail = fields.String(allow_none=True)
+
+
+class ConsultDetailSchema(ConsultSchema):
+    timeline = fields.List(fields.Nested(EventSchema))
+
+
+class ConsultListArgs(Schema):
+    department = fields.String()
+    status = fields.String(validate=validate.OneOf(STATUSES))
+    owner = fields.String(validate=validate.OneOf(["me"]))
+    requester = fields.String(validate=validate.OneOf(["me"]))
+    overdue = fields.Boolean()
+
+
+class NewConsultSchema(Schema):
+    department = fields.String(required=True, metadata={"description": "slug"})
+    urgency = fields.String(required=True, validate=validate.OneOf(URGENCIES))
+    patient_ref = _text(64, required=True)
+    question = _text(10_000, required=True)
+    study_ref = fields.String(
+        validate=validate.Length(max=64), allow_none=True, load_default=None
+    )
+
+
+class ReasonSchema(Schema):
+    reason = _text(2_000, required=True)
+
+
+class AssignSchema(Schema):
+    assignee = UserRef(required=True, data_key="user_id")
+
+
+class HandoffOfferSchema(Schema):
+    to_user = UserRef(required=True, data_key="to_user_id")
+    note = _text(2_000, required=True)
+
+
+class BodySchema(Schema):
+    body = _text(10_000, required=True)
+
+
+class RedirectSchema(Schema):
+    department = fields.String(required=True, metadata={"description": "slug"})
+    reason = _text(2_000, required=True)
+
+
+class CloseSchema(Schema):
+    rating = fields.Integer(
+        validate=validate.Range(min=1, max=5), allow_none=True, load_default=None
+    )
+    comment = fields.String(
+        validate=validate.Length(max=2_000), allow_none=True, load_default=None
+    )

@@ -1,0 +1,72 @@
+"""The command line of SPEC.md: `flask --app wsgi <command>`.
+
+Each command exits non-zero with a one-line reason on bad input.
+"""
+
+import click
+from flask import Flask
+from flask.cli import AppGroup
+
+from broker import accounts
+from broker.consults.errors import DomainError
+
+users = AppGroup("users", help="Manage users.")
+departments = AppGroup("departments", help="Manage departments and their members.")
+
+
+def _or_fail(do, *args, **kwargs):
+    """Run a directory operation; a domain error becomes a one-line click error (exit 1)."""
+    try:
+        return do(*args, **kwargs)
+    except DomainError as error:
+        raise click.ClickException(error.message) from None
+
+
+@users.command("create")
+@click.option("--email", required=True)
+@click.option("--name", required=True)
+@click.option("--password", required=True)
+@click.option("--admin", is_flag=True, help="Make the user an administrator.")
+def create_user(email, name, password, admin):
+    user = _or_fail(accounts.create_user, email, name, password, is_admin=admin)
+    click.echo(f"Created user {user.id} <{user.email}>{' (admin)' if admin else ''}.")
+
+
+@departments.command("create")
+@click.option("--slug", required=True)
+@click.option("--name", required=True)
+def create_department(slug, name):
+    department = _or_fail(accounts.create_department, slug, name)
+    click.echo(f"Created department {department.slug}.")
+
+
+@departments.command("add-member")
+@click.option("--slug", required=True)
+@click.option("--email", required=True)
+@click.option("--chief", is_flag=True, help="Make the user the department's chief.")
+def add_member(slug, email, chief):
+    department = _or_fail(accounts.department_by_slug, slug)
+    user = accounts.user_by_email(email)
+    if user is None:
+        raise click.ClickException(f"No user with email {email}.")
+    accounts.add_member(department, user, chief=chief)
+    role = "chief" if chief else "member"
+    click.echo(f"{user.email} is now {role} of {department.slug}.")
+
+
+@click.command("demo")
+def demo():
+    """Load demo departments, users and consults (idempotent) and print the logins."""
+    from broker.demo import load_demo
+
+    created, logins = load_demo()
+    click.echo("Demo data loaded." if created else "Demo data already present.")
+    click.echo("Demo logins (password for all: see right):")
+    for email, name, role, password in logins:
+        click.echo(f"  {email:<28} {password:<14} {name} — {role}")
+
+
+def register_commands(app: Flask) -> None:
+    app.cli.add_command(users)
+    app.cli.add_command(departments)
+    app.cli.add_command(demo)

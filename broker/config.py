@@ -1,0 +1,52 @@
+"""Settings read from the environment, with documented defaults.
+
+Every setting can be overridden by an environment variable of the same name.
+"""
+
+import os
+
+
+def normalise_database_url(url: str) -> str:
+    """Accept the plain `postgresql://` (and Heroku-style `postgres://`) forms.
+
+    SQLAlchemy would pick psycopg2 for them; the broker ships psycopg 3.
+    """
+    for prefix in ("postgresql://", "postgres://"):
+        if url.startswith(prefix):
+            return "postgresql+psycopg://" + url[len(prefix) :]
+    return url
+
+
+class Config:
+    # Signs session cookies. Must be set to a long random value in production.
+    SECRET_KEY = os.environ.get("SECRET_KEY", "dev-only-not-secret")
+
+    # Default: a SQLite file in the instance folder (filled in by create_app).
+    DATABASE_URL = os.environ.get("DATABASE_URL", "")
+
+    # Optional Redis URL: the Socket.IO message queue shared by several processes.
+    REDIS_URL = os.environ.get("REDIS_URL", "")
+
+    # Seconds between deadline sweeps inside the running service (0 turns it off).
+    SWEEP_INTERVAL_SECONDS = int(os.environ.get("SWEEP_INTERVAL_SECONDS", "30"))
+
+    # Hours after an answer with no follow-up before the system closes a consult.
+    AUTO_CLOSE_HOURS = int(os.environ.get("AUTO_CLOSE_HOURS", "72"))
+
+    SQLALCHEMY_TRACK_MODIFICATIONS = False
+
+    # flask-smorest / OpenAPI
+    API_TITLE = "Consult broker"
+    API_VERSION = "1"
+    OPENAPI_VERSION = "3.0.3"
+    OPENAPI_URL_PREFIX = "/api"
+    OPENAPI_JSON_PATH = "openapi.json"
+    API_SPEC_OPTIONS = {
+        "components": {
+            "securitySchemes": {"bearerAuth": {"type": "http", "scheme": "bearer"}}
+        },
+        "security": [{"bearerAuth": []}],
+    }
+
+    SESSION_COOKIE_HTTPONLY = True
+    SESSION_COOKIE_SAMESITE = "Lax"

@@ -1,0 +1,58 @@
+"""Who may see and do what. Every permission rule of the broker lives here."""
+
+from sqlalchemy import ColumnElement, false, or_, select
+
+from broker.extensions import db
+from broker.models import Consult, Department, Membership, User
+
+
+def department_ids(user: User) -> set[int]:
+    return {m.department_id for m in user.memberships}
+
+
+def is_member(user: User, department: Department | int) -> bool:
+    dept_id = department if isinstance(department, int) else department.id
+    return dept_id in department_ids(user)
+
+
+def is_chief(user: User, department: Department) -> bool:
+    return any(
+        m.department_id == department.id and m.is_chief for m in user.memberships
+    )
+
+
+def can_see(user: User, consult: Consult) -> bool:
+    """Admins see all; a requester their own; a member their departments' consults."""
+    return (
+        user.is_admin
+        or consult.requester_id == user.id
+        or is_member(user, consult.department_id)
+    )
+
+
+def visible_consults_clause(user: User) -> ColumnElement[bool]:
+    """The same rule as can_see, as a SQL condition for listings."""
+    if user.is_admin:
+        return Consult.id.is_not(None)
+    departments = department_ids(user)
+    return or_(
+        Consult.requester_id == user.id,
+        Consult.department_id.in_(departments) if departments else false(),
+    )
+
+
+def can_manage_department(user: User, department: Department) -> bool:
+    """Chiefs of the department and admins set its deadlines, shifts and assignments."""
+    return user.is_admin or is_chief(user, department)
+
+
+def members_of(department: Department) -> list[tuple[Membership, User]]:
+    """The department's memberships with their users, by name."""
+    return list(
+        db.session.execute(
+            select(Membership, User)
+            .join(User, Membership.user_id == User.id)
+            .where(Membership.department_id == department.id)
+            .order_by(User.name)
+        ).tuples()
+    )

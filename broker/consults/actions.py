@@ -1,0 +1,376 @@
+"""Every action on a consult. These functions are the only writers of consult state.
+
+Each action is one transaction: check state, check permission, change the
+consult, append one timeline event, commit. Any error rolls everything back,
+so a refused action leaves the consult and its timeline exactly as they were.
+A race between two writers is settled by the database through the consult's
+version column: the second UPDATE matches no row and becomes a Conflict.
+"""
+
+from collections.abc import Callable
+from functools import wraps
+
+from sqlalchemy import select
+from sqlalchemy.orm import attributes
+from sqlalchemy.orm.exc import StaleDataError
+
+from broker import clock
+from broker.consults import access
+from broker.consults.changes import mark_changed
+from broker.consults.deadlines import due_times, followup_answer_due
+from broker.consults.errors import Conflict, Invalid, NotAllowed
+from broker.extensions import db
+from broker.models import (
+    OPEN_STATUSES,
+    OWNED_STATUSES,
+    Consult,
+    ConsultEvent,
+    Department,
+    EventKind,
+    Status,
+    Urgency,
+    User,
+)
+
+CHANGED_MEANWHILE = "The consult changed meanwhile; reload it and try again."
+
+
+def transaction(action: Callable) -> Callable:
+    """Commit the action's work as one transaction, or roll all of it back."""
+
+    @wraps(action)
+    def run(*args, **kwargs):
+        try:
+            result = action(*args, **kwargs)
+            db.session.commit()
+        except StaleDataError:
+            db.session.rollback()
+            raise Conflict(CHANGED_MEANWHILE) from None
+        except BaseException:
+            db.session.rollback()
+            raise
+        return result
+
+    return run
+
+
+def _record(
+    consult: Consult,
+    kind: EventKind,
+    actor: User | None,
+    body: str | None = None,
+    subject: User | None = None,
+    detail: str | None = None,
+) -> ConsultEvent:
+    """Append the timeline event and touch the consult, so its version moves on."""
+    at = clock.now()
+    consult.updated_at = at
+    attributes.flag_modified(consult, "updated_at")
+    event = ConsultEvent(
+        consult=consult,
+        kind=kind.value,
+        actor=actor,
+        at=at,
+        body=body,
+        subject=subject,
+        detail=detail,
+    )
+    db.session.add(event)
+    db.session.flush()
+    mark_changed(db.session, consult.id)
+    return event
+
+
+def _required_text(field: str, value: str | None) -> str:
+    text = (value or "").strip()
+    if not text:
+        raise Invalid(field, f"{field.replace('_', ' ').capitalize()} is required.")
+    return text
+
+
+def _require_status(consult: Consult, allowed, doing: str) -> None:
+    if consult.status not in allowed:
+        raise Conflict(f"A {consult.status} consult cannot be {doing}.")
+
+
+def _require_owner(consult: Consult, user: User, doing: str) -> None:
+    if consult.owner_id != user.id:
+        raise NotAllowed(f"Only the consult's owner may {doing} it.")
+
+
+def _require_member(consult: Consult, user: User, doing: str) -> None:
+    if not access.is_member(user, consult.department_id):
+        raise NotAllowed(f"Only members of {consult.department.name} may {doing}.")
+
+
+def _colleague(consult: Consult, user: User, field: str) -> User:
+    if not access.is_member(user, consult.department_id):
+        raise Invalid(field, f"Choose a member of {consult.department.name}.")
+    return user
+
+
+def _withdraw_handoff(consult: Consult) -> None:
+    consult.handoff_to = None
+    consult.handoff_note = None
+    consult.handoff_offered_at = None
+
+
+def _department_by_slug(slug: str | None, field: str = "department") -> Department:
+    department = db.session.scalar(select(Department).where(Department.slug == slug))
+    if department is None:
+        raise Invalid(field, "No such department.")
+    return department
+
+
+@transaction
+def create(
+    requester: User,
+    department: str,
+    urgency: str,
+    patient_ref: str,
+    question: str,
+    study_ref: str | None = None,
+) -> Consult:
+    """A new consult enters the department's queue with its deadlines running."""
+    target = _department_by_slug(department)
+    if urgency not in set(Urgency):
+        raise Invalid("urgency", "Urgency must be stat, urgent or routine.")
+    at = clock.now()
+    claim_due_at, answer_due_at = due_times(target, urgency, at)
+    consult = Consult(
+        department=target,
+        urgency=urgency,
+        status=Status.PENDING.value,
+        requester=requester,
+        patient_ref=_required_text("patient_ref", patient_ref),
+        question=_required_text("question", question),
+        study_ref=(study_ref or "").strip() or None,
+        created_at=at,
+        routed_at=at,
+        updated_at=at,
+        claim_due_at=claim_due_at,
+        answer_due_at=answer_due_at,
+    )
+    db.session.add(consult)
+    _record(consult, EventKind.CREATED, requester)
+    return consult
+
+
+@transaction
+def claim(consult: Consult, user: User) -> Consult:
+    """A department member takes ownership of a pending consult."""
+    if consult.status in OWNED_STATUSES:
+        raise Conflict(f"Already claimed by {consult.owner.name}.")
+    _require_status(consult, [Status.PENDING], "claimed")
+    _require_member(consult, user, "claim this consult")
+    at = clock.now()
+    consult.status = Status.CLAIMED.value
+    consult.owner = user
+    consult.claimed_at = consult.claimed_at or at
+    consult.escalation_level = 0
+    _record(consult, EventKind.CLAIMED, user)
+    return consult
+
+
+@transaction
+def release(consult: Consult, user: User, reason: str) -> Consult:
+    """The owner gives a claimed consult back to the queue; deadlines keep running."""
+    _require_status(consult, [Status.CLAIMED], "released")
+    _require_owner(consult, user, "release")
+    reason = _required_text("reason", reason)
+    consult.status = Status.PENDING.value
+    consult.owner = None
+    _withdraw_handoff(consult)
+    _record(consult, EventKind.RELEASED, user, body=reason)
+    return consult
+
+
+@transaction
+def assign(consult: Consult, user: User, assignee: User) -> Consult:
+    """A chief (or admin) gives ownership by authority, to a member of the department."""
+    _require_status(consult, [Status.PENDING, Status.CLAIMED], "assigned")
+    if not access.can_manage_department(user, consult.department):
+        raise NotAllowed(
+            f"Only a chief of {consult.department.name} or an admin may assign."
+        )
+    assignee = _colleague(consult, assignee, "user_id")
+    if consult.owner_id == assignee.id:
+        raise Conflict(f"{assignee.name} already owns this consult.")
+    previous_owner = consult.owner
+    consult.status = Status.CLAIMED.value
+    consult.owner = assignee
+    consult.claimed_at = consult.claimed_at or clock.now()
+    if previous_owner is None:
+        consult.escalation_level = 0
+    _withdraw_handoff(consult)
+    _record(
+        consult,
+        EventKind.ASSIGNED,
+        user,
+        subject=assignee,
+        detail=f"from {previous_owner.name}" if previous_owner else None,
+    )
+    return consult
+
+
+@transaction
+def hand_off(consult: Consult, user: User, to_user: User, note: str) -> Consult:
+    """The owner offers the consult to a colleague; nothing changes until accepted.
+
+    A new offer replaces one still open: the owner may change their mind.
+    """
+    _require_status(consult, OWNED_STATUSES, "handed off")
+    _require_owner(consult, user, "hand off")
+    to_user = _colleague(consult, to_user, "to_user_id")
+    if to_user.id == user.id:
+        raise Invalid("to_user_id", "Choose a colleague other than yourself.")
+    note = _required_text("note", note)
+    consult.handoff_to = to_user
+    consult.handoff_note = note
+    consult.handoff_offered_at = clock.now()
+    _record(consult, EventKind.HANDOFF_OFFERED, user, body=note, subject=to_user)
+    return consult
+
+
+def _require_offer_to(consult: Consult, user: User) -> None:
+    if consult.handoff_to_id is None:
+        raise Conflict("No handoff is on offer for this consult.")
+    if consult.handoff_to_id != user.id:
+        raise NotAllowed("Only the colleague offered the handoff may answer it.")
+
+
+@transaction
+def accept_handoff(consult: Consult, user: User) -> Consult:
+    """The offered colleague becomes the owner; deadlines are unchanged."""
+    _require_offer_to(consult, user)
+    previous_owner = consult.owner
+    consult.owner = user
+    _withdraw_handoff(consult)
+    _record(consult, EventKind.HANDOFF_ACCEPTED, user, subject=previous_owner)
+    return consult
+
+
+@transaction
+def decline_handoff(consult: Consult, user: User, reason: str) -> Consult:
+    """The offered colleague says no; the owner stays the owner."""
+    _require_offer_to(consult, user)
+    reason = _required_text("reason", reason)
+    owner = consult.owner
+    _withdraw_handoff(consult)
+    _record(consult, EventKind.HANDOFF_DECLINED, user, body=reason, subject=owner)
+    return consult
+
+
+@transaction
+def answer(consult: Consult, user: User, body: str) -> Consult:
+    """Only the owner answers; an answer ends the answer escalation ladder."""
+    _require_status(consult, [Status.CLAIMED], "answered")
+    _require_owner(consult, user, "answer")
+    body = _required_text("body", body)
+    at = clock.now()
+    consult.status = Status.ANSWERED.value
+    consult.answered_at = at
+    consult.first_answered_at = consult.first_answered_at or at
+    consult.escalation_level = 0
+    _record(consult, EventKind.ANSWERED, user, body=body)
+    return consult
+
+
+@transaction
+def post_message(consult: Consult, user: User, body: str) -> Consult:
+    """A message on the thread.
+
+    From the requester on an answered consult it is a follow-up: back to
+    `claimed`, same owner, new answer deadline. From the owner it is a message;
+    from another member of the department (a covering colleague) a note.
+    """
+    _require_status(consult, OPEN_STATUSES, "written to")
+    body = _required_text("body", body)
+    if user.id == consult.requester_id:
+        if consult.status == Status.ANSWERED:
+            consult.status = Status.CLAIMED.value
+            consult.answer_due_at = followup_answer_due(
+                consult.department, consult.urgency, clock.now()
+            )
+            consult.escalation_level = 0
+            kind = EventKind.FOLLOWUP
+        else:
+            kind = EventKind.MESSAGE
+    elif user.id == consult.owner_id:
+        kind = EventKind.MESSAGE
+    elif access.is_member(user, consult.department_id):
+        kind = EventKind.NOTE
+    else:
+        raise NotAllowed("Only the requester and the department's members may write.")
+    _record(consult, kind, user, body=body)
+    return consult
+
+
+@transaction
+def redirect(consult: Consult, user: User, department: str, reason: str) -> Consult:
+    """Send a consult that belongs elsewhere to another department's queue."""
+    _require_status(consult, [Status.PENDING, Status.CLAIMED], "redirected")
+    _require_member(consult, user, "redirect this consult")
+    target = _department_by_slug(department)
+    if target.id == consult.department_id:
+        raise Invalid("department", "Choose a different department.")
+    reason = _required_text("reason", reason)
+    origin = consult.department
+    at = clock.now()
+    consult.department = target
+    consult.status = Status.PENDING.value
+    consult.owner = None
+    _withdraw_handoff(consult)
+    consult.routed_at = at
+    consult.claimed_at = None
+    consult.escalation_level = 0
+    consult.claim_due_at, consult.answer_due_at = due_times(
+        target, consult.urgency, at
+    )
+    _record(
+        consult,
+        EventKind.REDIRECTED,
+        user,
+        body=reason,
+        detail=f"{origin.slug} → {target.slug}",
+    )
+    return consult
+
+
+@transaction
+def close(
+    consult: Consult, user: User, rating: int | None = None, comment: str | None = None
+) -> Consult:
+    """The requester (or an admin) closes an answered consult, with an optional rating."""
+    _require_status(consult, [Status.ANSWERED], "closed")
+    if not (user.id == consult.requester_id or user.is_admin):
+        raise NotAllowed("Only the requester or an admin may close a consult.")
+    if rating is not None and not 1 <= rating <= 5:
+        raise Invalid("rating", "Rating must be from 1 to 5.")
+    comment = (comment or "").strip() or None
+    consult.status = Status.CLOSED.value
+    consult.closed_at = clock.now()
+    consult.rating = rating
+    consult.rating_comment = comment
+    _withdraw_handoff(consult)
+    _record(
+        consult,
+        EventKind.CLOSED,
+        user,
+        body=comment,
+        detail=f"rated {rating}/5" if rating else None,
+    )
+    return consult
+
+
+@transaction
+def cancel(consult: Consult, user: User, reason: str) -> Consult:
+    """The requester withdraws a consult that is not yet closed."""
+    _require_status(consult, OPEN_STATUSES, "cancelled")
+    if user.id != consult.requester_id:
+        raise NotAllowed("Only the requester may cancel a consult.")
+    reason = _required_text("reason", reason)
+    consult.status = Status.CANCELLED.value
+    _withdraw_handoff(consult)
+    _record(consult, EventKind.CANCELLED, user, body=reason)
+    return consult

@@ -1,0 +1,32 @@
+"""'Consult changed' signals, sent only after the change is committed.
+
+The domain marks what it changed; when the transaction commits, the
+`consults_changed` signal carries the ids to whoever listens (live pushes,
+notifications). A rollback drops the marks, so nothing refused or undone is
+ever announced. The domain never imports a transport.
+"""
+
+from blinker import Namespace
+from sqlalchemy import event
+from sqlalchemy.orm import Session
+
+signals = Namespace()
+consults_changed = signals.signal("consults-changed")
+
+_KEY = "broker.changed_consults"
+
+
+def mark_changed(session: Session, consult_id: int) -> None:
+    session.info.setdefault(_KEY, set()).add(consult_id)
+
+
+@event.listens_for(Session, "after_commit")
+def _announce(session: Session) -> None:
+    changed = session.info.pop(_KEY, None)
+    if changed:
+        consults_changed.send(None, consult_ids=sorted(changed))
+
+
+@event.listens_for(Session, "after_rollback")
+def _forget(session: Session) -> None:
+    session.info.pop(_KEY, None)

@@ -1,0 +1,79 @@
+"""Reading consults: one at a time or as a filtered list, always within what the user may see."""
+
+from dataclasses import dataclass
+
+from sqlalchemy import Select, and_, or_, select
+from sqlalchemy.orm import selectinload
+
+from broker import clock
+from broker.consults import access
+from broker.consults.errors import NotFound
+from broker.extensions import db
+from broker.models import Consult, ConsultEvent, Department, Status, User
+
+NOT_FOUND = "No such consult."
+
+
+def visible_consult(user: User, consult_id: int) -> Consult:
+    """The consult, or NotFound if it does not exist or the user may not see it."""
+    consult = db.session.get(Consult, consult_id)
+    if consult is None or not access.can_see(user, consult):
+        raise NotFound(NOT_FOUND)
+    return consult
+
+
+def timeline(consult: Consult) -> list[ConsultEvent]:
+    return list(
+        db.session.scalars(
+            select(ConsultEvent)
+            .where(ConsultEvent.consult_id == consult.id)
+            .options(
+                selectinload(ConsultEvent.actor), selectinload(ConsultEvent.subject)
+            )
+            .order_by(ConsultEvent.id)
+        )
+    )
+
+
+@dataclass(frozen=True)
+class ConsultFilter:
+    department: str | None = None
+    status: str | None = None
+    owner_is_me: bool = False
+    requester_is_me: bool = False
+    overdue: bool | None = None
+
+
+def overdue_clause():
+    at = clock.now()
+    return or_(
+        and_(Consult.status == Status.PENDING, Consult.claim_due_at < at),
+        and_(Consult.status == Status.CLAIMED, Consult.answer_due_at < at),
+    )
+
+
+def visible_consults(user: User, wanted: ConsultFilter) -> Select:
+    """A SELECT of the consults the user may see that match the filter, newest first."""
+    query = (
+        select(Consult)
+        .where(access.visible_consults_clause(user))
+        .options(
+            selectinload(Consult.department),
+            selectinload(Consult.requester),
+            selectinload(Consult.owner),
+            selectinload(Consult.handoff_to),
+        )
+    )
+    if wanted.department:
+        query = query.join(Department).where(Department.slug == wanted.department)
+    if wanted.status:
+        query = query.where(Consult.status == wanted.status)
+    if wanted.owner_is_me:
+        query = query.where(Consult.owner_id == user.id)
+    if wanted.requester_is_me:
+        query = query.where(Consult.requester_id == user.id)
+    if wanted.overdue is True:
+        query = query.where(overdue_clause())
+    elif wanted.overdue is False:
+        query = query.where(~overdue_clause())
+    return query.order_by(Consult.created_at.desc(), Consult.id.desc())

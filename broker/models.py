@@ -1,0 +1,316 @@
+"""The broker's tables, as SQLAlchemy 2 typed models.
+
+Rules the database itself keeps (CHECK constraints), whatever the code does:
+- a pending consult has no owner; a claimed or answered one has one;
+- a handoff can only be on offer while the consult is claimed or answered;
+- the timeline (ConsultEvent) is append-only: see `refuse_timeline_rewrites`.
+"""
+
+import enum
+from datetime import UTC, datetime
+
+from flask_login import UserMixin
+from sqlalchemy import (
+    CheckConstraint,
+    DateTime,
+    ForeignKey,
+    Index,
+    String,
+    Text,
+    event,
+)
+from sqlalchemy.orm import Mapped, Session, mapped_column, relationship
+from sqlalchemy.types import TypeDecorator
+from werkzeug.security import check_password_hash, generate_password_hash
+
+from broker import clock
+from broker.extensions import db
+
+
+class UTCDateTime(TypeDecorator):
+    """Stores instants as naive UTC and hands them back timezone-aware.
+
+    SQLite keeps no offset; PostgreSQL would convert to the session's zone.
+    Storing plain UTC behaves the same on both.
+    """
+
+    impl = DateTime
+    cache_ok = True
+
+    def process_bind_param(self, value, dialect):
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given to a UTC column")
+        return value.astimezone(UTC).replace(tzinfo=None)
+
+    def process_result_value(self, value, dialect):
+        return None if value is None else value.replace(tzinfo=UTC)
+
+
+def render_for_migrations(type_, obj, autogen_context):
+    """Alembic autogenerate: write UTCDateTime columns as plain sa.DateTime()."""
+    if type_ == "type" and isinstance(obj, UTCDateTime):
+        return "sa.DateTime()"
+    return False
+
+
+class Urgency(enum.StrEnum):
+    STAT = "stat"
+    URGENT = "urgent"
+    ROUTINE = "routine"
+
+
+class Status(enum.StrEnum):
+    PENDING = "pending"
+    CLAIMED = "claimed"
+    ANSWERED = "answered"
+    CLOSED = "closed"
+    CANCELLED = "cancelled"
+
+
+OPEN_STATUSES = (Status.PENDING, Status.CLAIMED, Status.ANSWERED)
+OWNED_STATUSES = (Status.CLAIMED, Status.ANSWERED)
+
+
+class EventKind(enum.StrEnum):
+    CREATED = "created"
+    CLAIMED = "claimed"
+    RELEASED = "released"
+    ASSIGNED = "assigned"
+    HANDOFF_OFFERED = "handoff_offered"
+    HANDOFF_ACCEPTED = "handoff_accepted"
+    HANDOFF_DECLINED = "handoff_declined"
+    ANSWERED = "answered"
+    MESSAGE = "message"
+    FOLLOWUP = "followup"
+    NOTE = "note"
+    REDIRECTED = "redirected"
+    ESCALATED = "escalated"
+    CLOSED = "closed"
+    CANCELLED = "cancelled"
+
+
+def _sql_in(values) -> str:
+    return "(" + ", ".join(f"'{v.value}'" for v in values) + ")"
+
+
+class User(UserMixin, db.Model):
+    __tablename__ = "users"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    email: Mapped[str] = mapped_column(String(254), unique=True)
+    name: Mapped[str] = mapped_column(String(200))
+    password_hash: Mapped[str] = mapped_column(String(255))
+    is_admin: Mapped[bool] = mapped_column(default=False)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=clock.now)
+
+    memberships: Mapped[list["Membership"]] = relationship(
+        back_populates="user", cascade="all, delete-orphan"
+    )
+
+    def set_password(self, password: str) -> None:
+        """Hash with scrypt (Werkzeug's default): salted, memory-hard."""
+        self.password_hash = generate_password_hash(password, method="scrypt")
+
+    def check_password(self, password: str) -> bool:
+        return check_password_hash(self.password_hash, password)
+
+    def __repr__(self) -> str:
+        return f"<User {self.id}>"
+
+
+class Department(db.Model):
+    __tablename__ = "departments"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    slug: Mapped[str] = mapped_column(String(64), unique=True)
+    name: Mapped[str] = mapped_column(String(200))
+
+    memberships: Mapped[list["Membership"]] = relationship(
+        back_populates="department", cascade="all, delete-orphan"
+    )
+    policies: Mapped[list["DeadlinePolicy"]] = relationship(
+        back_populates="department",
+        cascade="all, delete-orphan",
+        order_by="DeadlinePolicy.urgency",
+    )
+
+    def __repr__(self) -> str:
+        return f"<Department {self.slug}>"
+
+
+class Membership(db.Model):
+    """A user's place in a department: a member, or its chief."""
+
+    __tablename__ = "memberships"
+
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id"), primary_key=True)
+    department_id: Mapped[int] = mapped_column(
+        ForeignKey("departments.id"), primary_key=True
+    )
+    is_chief: Mapped[bool] = mapped_column(default=False)
+
+    user: Mapped[User] = relationship(back_populates="memberships")
+    department: Mapped[Department] = relationship(back_populates="memberships")
+
+
+class DeadlinePolicy(db.Model):
+    """Minutes a department allows, per urgency, to claim, answer and answer a follow-up."""
+
+    __tablename__ = "deadline_policies"
+    __table_args__ = (
+        CheckConstraint(f"urgency IN {_sql_in(Urgency)}", name="urgency_known"),
+        CheckConstraint(
+            "claim_minutes > 0 AND answer_minutes >= claim_minutes "
+            "AND followup_minutes > 0",
+            name="minutes_sensible",
+        ),
+    )
+
+    department_id: Mapped[int] = mapped_column(
+        ForeignKey("departments.id"), primary_key=True
+    )
+    urgency: Mapped[str] = mapped_column(String(16), primary_key=True)
+    claim_minutes: Mapped[int]
+    answer_minutes: Mapped[int]
+    followup_minutes: Mapped[int]
+
+    department: Mapped[Department] = relationship(back_populates="policies")
+
+
+class ApiToken(db.Model):
+    """A bearer token. Only its SHA-256 digest is stored; the token is shown once."""
+
+    __tablename__ = "api_tokens"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id"), index=True)
+    token_digest: Mapped[str] = mapped_column(String(64), unique=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=clock.now)
+
+    user: Mapped[User] = relationship()
+
+
+class Consult(db.Model):
+    """A question to a department, with at most one accountable owner.
+
+    `version` is bumped by every write and checked by it (SQLAlchemy's
+    version_id_col): two actions racing on one consult cannot both commit,
+    whichever database it is. The loser gets a Conflict.
+    """
+
+    __tablename__ = "consults"
+    __table_args__ = (
+        CheckConstraint(f"status IN {_sql_in(Status)}", name="status_known"),
+        CheckConstraint(f"urgency IN {_sql_in(Urgency)}", name="urgency_known"),
+        CheckConstraint(
+            f"(status IN {_sql_in(OWNED_STATUSES)}) = (owner_id IS NOT NULL) "
+            "OR status IN ('closed', 'cancelled')",
+            name="owner_matches_status",
+        ),
+        CheckConstraint(
+            f"handoff_to_id IS NULL OR status IN {_sql_in(OWNED_STATUSES)}",
+            name="handoff_only_when_owned",
+        ),
+        CheckConstraint(
+            "rating IS NULL OR (rating >= 1 AND rating <= 5)", name="rating_range"
+        ),
+        Index("ix_consults_department_status", "department_id", "status"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    version: Mapped[int] = mapped_column(default=1)
+    department_id: Mapped[int] = mapped_column(ForeignKey("departments.id"))
+    urgency: Mapped[str] = mapped_column(String(16))
+    status: Mapped[str] = mapped_column(String(16), default=Status.PENDING)
+    requester_id: Mapped[int] = mapped_column(ForeignKey("users.id"), index=True)
+    owner_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"), index=True)
+    patient_ref: Mapped[str] = mapped_column(String(64))
+    question: Mapped[str] = mapped_column(Text)
+    study_ref: Mapped[str | None] = mapped_column(String(64))
+
+    handoff_to_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+    handoff_note: Mapped[str | None] = mapped_column(Text)
+    handoff_offered_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    routed_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    claimed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    answered_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # answered_at is the latest answer; reports measure to the first one.
+    first_answered_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    closed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    claim_due_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    answer_due_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    escalation_level: Mapped[int] = mapped_column(default=0)
+    rating: Mapped[int | None]
+    rating_comment: Mapped[str | None] = mapped_column(Text)
+
+    department: Mapped[Department] = relationship()
+    requester: Mapped[User] = relationship(foreign_keys=[requester_id])
+    owner: Mapped[User | None] = relationship(foreign_keys=[owner_id])
+    handoff_to: Mapped[User | None] = relationship(foreign_keys=[handoff_to_id])
+    events: Mapped[list["ConsultEvent"]] = relationship(
+        back_populates="consult", order_by="ConsultEvent.id"
+    )
+
+    __mapper_args__ = {"version_id_col": version}
+
+    @property
+    def overdue(self) -> bool:
+        """Past the deadline that applies now: to claim while pending, to answer while claimed."""
+        at = clock.now()
+        if self.status == Status.PENDING:
+            return at > self.claim_due_at
+        if self.status == Status.CLAIMED:
+            return at > self.answer_due_at
+        return False
+
+    @property
+    def handoff(self) -> dict | None:
+        if self.handoff_to is None:
+            return None
+        return {
+            "to": self.handoff_to,
+            "note": self.handoff_note,
+            "offered_at": self.handoff_offered_at,
+        }
+
+    def __repr__(self) -> str:
+        return f"<Consult {self.id} {self.status}>"
+
+
+class ConsultEvent(db.Model):
+    """One line of a consult's timeline: who did what, when, with any text."""
+
+    __tablename__ = "consult_events"
+    __table_args__ = (
+        CheckConstraint(f"kind IN {_sql_in(EventKind)}", name="kind_known"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    consult_id: Mapped[int] = mapped_column(ForeignKey("consults.id"), index=True)
+    kind: Mapped[str] = mapped_column(String(32))
+    actor_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+    at: Mapped[datetime] = mapped_column(UTCDateTime)
+    body: Mapped[str | None] = mapped_column(Text)
+    # The colleague the action concerned (assigned to, offered to, accepted from).
+    subject_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+    # A short system-written line (e.g. "radiology → cardiology"); never user text.
+    detail: Mapped[str | None] = mapped_column(String(200))
+
+    consult: Mapped[Consult] = relationship(back_populates="events")
+    actor: Mapped[User | None] = relationship(foreign_keys=[actor_id])
+    subject: Mapped[User | None] = relationship(foreign_keys=[subject_id])
+
+
+@event.listens_for(Session, "before_flush")
+def refuse_timeline_rewrites(session, flush_context, instances):
+    """Rule 6 of the spec: nothing on a timeline is ever changed or deleted."""
+    for obj in list(session.dirty) + list(session.deleted):
+        if isinstance(obj, ConsultEvent) and (
+            obj in session.deleted or session.is_modified(obj)
+        ):
+            raise RuntimeError("the consult timeline is append-only")
