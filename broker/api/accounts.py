@@ -2,21 +2,21 @@
 
 from flask.views import MethodView
 from flask_smorest import Blueprint
+from sqlalchemy import select
 from werkzeug.exceptions import Unauthorized
 
 from broker import accounts
 from broker.api.auth import caller, require_caller
 from broker.api.schemas import (
     DepartmentSchema,
-    MeSchema,
     MemberSchema,
+    MeSchema,
     TokenRequestSchema,
     TokenSchema,
 )
 from broker.consults import access
 from broker.extensions import db
 from broker.models import Department
-from sqlalchemy import select
 
 tokens = Blueprint("tokens", __name__, url_prefix="/api/tokens", description="Sign in")
 me = Blueprint("me", __name__, url_prefix="/api/me", description="The caller")

@@ -55,7 +55,9 @@ def register_error_handlers(app: Flask) -> None:
     def unexpected_error(error: Exception):
         if isinstance(error, HTTPException):
             return http_error(error)
-        app.logger.exception("Unhandled %s on %s %s", type(error).__name__, request.method, request.path)
+        app.logger.exception(
+            "Unhandled %s on %s %s", type(error).__name__, request.method, request.path
+        )
         if _wants_json():
             return error_response(500, "Internal error. The action was not saved.")
         return "Internal error. The action was not saved.", 500

@@ -324,9 +324,7 @@ def redirect(consult: Consult, user: User, department: str, reason: str) -> Cons
     consult.routed_at = at
     consult.claimed_at = None
     consult.escalation_level = 0
-    consult.claim_due_at, consult.answer_due_at = due_times(
-        target, consult.urgency, at
-    )
+    consult.claim_due_at, consult.answer_due_at = due_times(target, consult.urgency, at)
     _record(
         consult,
         EventKind.REDIRECTED,

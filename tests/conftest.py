@@ -1,0 +1,221 @@
+"""Fixtures: a fresh database per test, users and departments, API callers, a real server.
+
+The suite runs on SQLite by default and on PostgreSQL when TEST_DATABASE_URL is
+set (CI does both). Nothing mocks the database: every test talks to the real one.
+"""
+
+import os
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+import requests
+from sqlalchemy import text
+
+from broker import accounts, create_app
+from broker.extensions import db
+
+ROOT = Path(__file__).resolve().parent.parent
+POSTGRES_URL = os.environ.get("TEST_DATABASE_URL", "")
+ON_POSTGRES = bool(POSTGRES_URL)
+PASSWORD = "correct horse battery"
+
+_postgres_schema_ready = False
+
+
+def pytest_collection_modifyitems(config, items):
+    if ON_POSTGRES:
+        return
+    skip = pytest.mark.skip(reason="needs PostgreSQL: set TEST_DATABASE_URL")
+    for item in items:
+        if "postgres" in item.keywords:
+            item.add_marker(skip)
+
+
+@pytest.fixture
+def database_url(tmp_path) -> str:
+    """SQLite: a new file per test. PostgreSQL: the run's database, emptied per test."""
+    return POSTGRES_URL or f"sqlite:///{tmp_path / 'broker.sqlite'}"
+
+
+@pytest.fixture
+def app(database_url, tmp_path):
+    global _postgres_schema_ready
+    app = create_app(
+        {
+            "TESTING": True,
+            "DATABASE_URL": database_url,
+            "SECRET_KEY": "test",
+            "SWEEP_INTERVAL_SECONDS": 0,
+        }
+    )
+    with app.app_context():
+        if ON_POSTGRES:
+            if not _postgres_schema_ready:
+                db.drop_all()
+                db.create_all()
+                _postgres_schema_ready = True
+            tables = ", ".join(t.name for t in db.metadata.sorted_tables)
+            db.session.execute(text(f"TRUNCATE {tables} RESTART IDENTITY CASCADE"))
+            db.session.commit()
+        else:
+            db.create_all()
+    yield app
+    with app.app_context():
+        db.session.remove()
+        db.engine.dispose()
+
+
+@dataclass
+class Caller:
+    """A signed-in API user: `caller.post("/api/consults/1/claim")`."""
+
+    client: object
+    user_id: int
+    name: str
+    email: str
+    token: str
+
+    @property
+    def headers(self) -> dict:
+        return {"Authorization": f"Bearer {self.token}"}
+
+    def get(self, path, **kwargs):
+        return self.client.get(path, headers=self.headers, **kwargs)
+
+    def post(self, path, json=None, **kwargs):
+        return self.client.post(path, headers=self.headers, json=json or {}, **kwargs)
+
+    def put(self, path, json=None, **kwargs):
+        return self.client.put(path, headers=self.headers, json=json or {}, **kwargs)
+
+    def delete(self, path, **kwargs):
+        return self.client.delete(path, headers=self.headers, **kwargs)
+
+
+@pytest.fixture
+def make_caller(app, client):
+    """make_caller(email, name, departments={"radiology": False}, admin=False) -> Caller."""
+
+    def make(email, name=None, departments=None, admin=False) -> Caller:
+        with app.app_context():
+            user = accounts.create_user(email, name or email, PASSWORD, is_admin=admin)
+            for slug, chief in (departments or {}).items():
+                accounts.add_member(accounts.department_by_slug(slug), user, chief)
+            token = accounts.issue_token(user)
+            return Caller(client, user.id, user.name, user.email, token)
+
+    return make
+
+
+@pytest.fixture
+def hospital(app, make_caller):
+    """Two departments and the people of a typical consult story.
+
+    radiology: chief `okafor`, radiologists `castillo` and `nguyen`;
+    cardiology: cardiologist `lee`; requester `patel`; `admin`;
+    `outsider` (signed in, in no department, requested nothing).
+    """
+    with app.app_context():
+        accounts.create_department("radiology", "Radiology")
+        accounts.create_department("cardiology", "Cardiology")
+
+    @dataclass
+    class Hospital:
+        okafor: Caller
+        castillo: Caller
+        nguyen: Caller
+        lee: Caller
+        patel: Caller
+        admin: Caller
+        outsider: Caller
+
+    return Hospital(
+        okafor=make_caller("okafor@h.test", "Dr Okafor", {"radiology": True}),
+        castillo=make_caller("castillo@h.test", "Dr Castillo", {"radiology": False}),
+        nguyen=make_caller("nguyen@h.test", "Dr Nguyen", {"radiology": False}),
+        lee=make_caller("lee@h.test", "Dr Lee", {"cardiology": False}),
+        patel=make_caller("patel@h.test", "Dr Patel"),
+        admin=make_caller("admin@h.test", "Admin", admin=True),
+        outsider=make_caller("outsider@h.test", "Dr Outsider"),
+    )
+
+
+NEW_CONSULT = {
+    "department": "radiology",
+    "urgency": "stat",
+    "patient_ref": "MRN-TEST-4417",
+    "question": "Is there a drainable collection on today's CT?",
+    "study_ref": "ACC-1",
+}
+
+
+@pytest.fixture
+def new_consult(hospital):
+    """new_consult(**overrides) -> the consult JSON, requested by patel."""
+
+    def create(by=None, **overrides):
+        response = (by or hospital.patel).post(
+            "/api/consults", json={**NEW_CONSULT, **overrides}
+        )
+        assert response.status_code == 201, response.json
+        return response.json
+
+    return create
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@dataclass
+class RunningServer:
+    url: str
+    log_path: Path
+    process: subprocess.Popen
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+
+@pytest.fixture
+def live_server_process(app, database_url, tmp_path):
+    """The broker served by a real process (`flask run`, threaded) on the test database.
+
+    Its stdout and stderr (access log, app log) go to a file the test can read.
+    """
+    port = free_port()
+    log_path = tmp_path / "server.log"
+    env = {
+        **os.environ,
+        "DATABASE_URL": database_url,
+        "SECRET_KEY": "test",
+        "SWEEP_INTERVAL_SECONDS": "0",
+    }
+    with open(log_path, "wb") as log:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "flask", "--app", "wsgi", "run",
+             "--host", "127.0.0.1", "--port", str(port), "--with-threads"],
+            cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
+        )  # fmt: skip
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            requests.get(url + "/api/openapi.json", timeout=1)
+            break
+        except requests.ConnectionError as error:
+            if process.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(
+                    f"server did not start:\n{log_path.read_text()}"
+                ) from error
+            time.sleep(0.1)
+    yield RunningServer(url, log_path, process)
+    process.terminate()
+    process.wait(timeout=10)
