@@ -61,7 +61,7 @@ def demo():
 
     created, logins = load_demo()
     click.echo("Demo data loaded." if created else "Demo data already present.")
-    click.echo("Demo logins (password for all: see right):")
+    click.echo("Demo logins (email, password, who):")
     for email, name, role, password in logins:
         click.echo(f"  {email:<28} {password:<14} {name} — {role}")
 
