@@ -3,6 +3,7 @@
 import hashlib
 import secrets
 
+from flask import current_app
 from sqlalchemy import func, select
 
 from broker.consults.deadlines import default_policies
@@ -32,7 +33,7 @@ def create_user(email: str, name: str, password: str, is_admin: bool = False) ->
     if user_by_email(email) is not None:
         raise Conflict(f"A user with email {email} already exists.")
     user = User(email=email, name=name.strip(), is_admin=is_admin)
-    user.set_password(password)
+    user.set_password(password, current_app.config["PASSWORD_HASH_METHOD"])
     db.session.add(user)
     db.session.commit()
     return user

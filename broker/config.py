@@ -33,6 +33,9 @@ class Config:
     # Hours after an answer with no follow-up before the system closes a consult.
     AUTO_CLOSE_HOURS = int(os.environ.get("AUTO_CLOSE_HOURS", "72"))
 
+    # Werkzeug hash method for passwords: scrypt at its default cost. Tests lower the cost.
+    PASSWORD_HASH_METHOD = os.environ.get("PASSWORD_HASH_METHOD", "scrypt")
+
     SQLALCHEMY_TRACK_MODIFICATIONS = False
 
     # flask-smorest / OpenAPI

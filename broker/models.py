@@ -109,9 +109,9 @@ class User(UserMixin, db.Model):
         back_populates="user", cascade="all, delete-orphan"
     )
 
-    def set_password(self, password: str) -> None:
-        """Hash with scrypt (Werkzeug's default): salted, memory-hard."""
-        self.password_hash = generate_password_hash(password, method="scrypt")
+    def set_password(self, password: str, method: str = "scrypt") -> None:
+        """Hash salted and memory-hard (scrypt; the cost is set by PASSWORD_HASH_METHOD)."""
+        self.password_hash = generate_password_hash(password, method=method)
 
     def check_password(self, password: str) -> bool:
         return check_password_hash(self.password_hash, password)

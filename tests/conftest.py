@@ -51,6 +51,7 @@ def app(database_url, tmp_path):
             "DATABASE_URL": database_url,
             "SECRET_KEY": "test",
             "SWEEP_INTERVAL_SECONDS": 0,
+            "PASSWORD_HASH_METHOD": "scrypt:1024:8:1",  # cheap: tests make many users
         }
     )
     with app.app_context():
