@@ -42,12 +42,14 @@ def create_app(overrides: dict | None = None) -> Flask:
     from broker.api import register_api
     from broker.api.errors import register_error_handlers
     from broker.cli import register_commands
+    from broker.sweeper import start_sweeper
     from broker.web import web
 
     register_api(rest_api)
     app.register_blueprint(web)
     register_error_handlers(app)
     register_commands(app)
+    app.before_request(lambda: start_sweeper(app))
     return app
 
 

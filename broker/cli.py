@@ -3,12 +3,15 @@
 Each command exits non-zero with a one-line reason on bad input.
 """
 
-import click
-from flask import Flask
-from flask.cli import AppGroup
+from datetime import UTC, datetime, timedelta
 
-from broker import accounts
+import click
+from flask import Flask, current_app
+from flask.cli import AppGroup, with_appcontext
+
+from broker import accounts, clock
 from broker.consults.errors import DomainError
+from broker.consults.escalation import sweep
 
 users = AppGroup("users", help="Manage users.")
 departments = AppGroup("departments", help="Manage departments and their members.")
@@ -54,6 +57,33 @@ def add_member(slug, email, chief):
     click.echo(f"{user.email} is now {role} of {department.slug}.")
 
 
+def _instant(ctx, param, value: str | None) -> datetime:
+    """--at: an ISO 8601 instant; one without an offset is taken as UTC."""
+    if value is None:
+        return clock.now()
+    try:
+        instant = datetime.fromisoformat(value)
+    except ValueError:
+        raise click.BadParameter(f"not an ISO 8601 time: {value!r}") from None
+    return instant if instant.tzinfo else instant.replace(tzinfo=UTC)
+
+
+@click.command("sweep")
+@click.option(
+    "--at", callback=_instant, help="The instant to sweep as of (default: now)."
+)
+@with_appcontext
+def sweep_command(at):
+    """One deadline and escalation pass as of an instant."""
+    result = sweep(at, timedelta(hours=current_app.config["AUTO_CLOSE_HOURS"]))
+    click.echo(
+        f"Swept as of {at.isoformat()}: {len(result.escalated)} escalation(s), "
+        f"{len(result.closed)} closed automatically."
+    )
+    for consult_id, level in result.escalated:
+        click.echo(f"  consult #{consult_id} escalated to level {level}")
+
+
 @click.command("demo")
 def demo():
     """Load demo departments, users and consults (idempotent) and print the logins."""
@@ -70,3 +100,4 @@ def register_commands(app: Flask) -> None:
     app.cli.add_command(users)
     app.cli.add_command(departments)
     app.cli.add_command(demo)
+    app.cli.add_command(sweep_command)

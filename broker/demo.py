@@ -7,7 +7,7 @@ clock set back, so the timelines read as a real shift would have written them.
 from datetime import timedelta
 
 from broker import accounts, clock
-from broker.consults import actions
+from broker.consults import actions, oncall
 from broker.models import User
 
 PASSWORD = "consult-demo"
@@ -86,8 +86,41 @@ def load_demo() -> tuple[bool, list]:
         for slug, is_chief in memberships.items():
             accounts.add_member(departments[slug], user, chief=is_chief)
         people[email.split("@")[0]] = user
+    _demo_shifts(departments, people)
     _demo_consults(people)
     return True, logins()
+
+
+# Who alternates on 12-hour shifts (08:00 and 20:00 UTC), as (primary, backup).
+ROTAS = {
+    "radiology": [("castillo", "nguyen"), ("nguyen", "okafor")],
+    "pathology": [("haddad", "raman"), ("raman", "haddad")],
+    "cardiology": [("lee", "fischer"), ("fischer", "lee")],
+}
+
+
+def _demo_shifts(departments: dict, p: dict[str, User]) -> None:
+    """A week of 12-hour primary and backup shifts, starting with the one covering now."""
+    admin = p["admin"]
+    now = clock.now()
+    first = now.replace(
+        hour=8 if now.hour >= 8 else 20, minute=0, second=0, microsecond=0
+    )
+    if now.hour < 8:
+        first -= timedelta(days=1)
+    for slug, rota in ROTAS.items():
+        for n in range(14):
+            starts = first + timedelta(hours=12 * n)
+            primary, backup = rota[n % 2]
+            for role, who in (("primary", primary), ("backup", backup)):
+                oncall.add_shift(
+                    admin,
+                    departments[slug],
+                    p[who],
+                    role,
+                    starts,
+                    starts + timedelta(hours=12),
+                )
 
 
 def _demo_consults(p: dict[str, User]) -> None:

@@ -217,6 +217,7 @@ class Consult(db.Model):
             "rating IS NULL OR (rating >= 1 AND rating <= 5)", name="rating_range"
         ),
         Index("ix_consults_department_status", "department_id", "status"),
+        Index("ix_consults_status_answered_at", "status", "answered_at"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -245,6 +246,14 @@ class Consult(db.Model):
     claim_due_at: Mapped[datetime] = mapped_column(UTCDateTime)
     answer_due_at: Mapped[datetime] = mapped_column(UTCDateTime)
     escalation_level: Mapped[int] = mapped_column(default=0)
+    # When the current ladder's rungs fire; each is cleared once it has fired, and
+    # both when the ladder ends. Only what is still to fire sits in their indexes.
+    level1_escalation_at: Mapped[datetime | None] = mapped_column(
+        UTCDateTime, index=True
+    )
+    level2_escalation_at: Mapped[datetime | None] = mapped_column(
+        UTCDateTime, index=True
+    )
     rating: Mapped[int | None]
     rating_comment: Mapped[str | None] = mapped_column(Text)
 
@@ -280,6 +289,50 @@ class Consult(db.Model):
 
     def __repr__(self) -> str:
         return f"<Consult {self.id} {self.status}>"
+
+
+class ShiftRole(enum.StrEnum):
+    PRIMARY = "primary"
+    BACKUP = "backup"
+
+
+class Shift(db.Model):
+    """A stretch of on-call coverage for a department: [starts_at, ends_at)."""
+
+    __tablename__ = "shifts"
+    __table_args__ = (
+        CheckConstraint(f"role IN {_sql_in(ShiftRole)}", name="role_known"),
+        CheckConstraint("ends_at > starts_at", name="ends_after_start"),
+        Index("ix_shifts_department_ends_at", "department_id", "ends_at"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    department_id: Mapped[int] = mapped_column(ForeignKey("departments.id"))
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id"))
+    role: Mapped[str] = mapped_column(String(16))
+    starts_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    ends_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+    department: Mapped[Department] = relationship()
+    user: Mapped[User] = relationship()
+
+
+class Notification(db.Model):
+    """A personal alert, kept until read so none is lost while nobody is connected.
+
+    `message` is written by the system and never carries patient data.
+    """
+
+    __tablename__ = "notifications"
+    __table_args__ = (Index("ix_notifications_user_id_id", "user_id", "id"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id"))
+    consult_id: Mapped[int | None] = mapped_column(ForeignKey("consults.id"))
+    kind: Mapped[str] = mapped_column(String(32))
+    message: Mapped[str] = mapped_column(String(300))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    read_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
 
 class ConsultEvent(db.Model):

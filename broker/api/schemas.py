@@ -1,12 +1,15 @@
 """Marshmallow schemas: everything the API reads is validated here, everything it writes is shaped here."""
 
+from datetime import UTC
+
 from marshmallow import Schema, ValidationError, fields, validate
 
 from broker.extensions import db
-from broker.models import EventKind, Status, Urgency, User
+from broker.models import EventKind, ShiftRole, Status, Urgency, User
 
 URGENCIES = [u.value for u in Urgency]
 STATUSES = [s.value for s in Status]
+SHIFT_ROLES = [r.value for r in ShiftRole]
 
 
 def _text(max_length: int, **kwargs) -> fields.String:
@@ -168,3 +171,65 @@ class CloseSchema(Schema):
     comment = fields.String(
         validate=validate.Length(max=2_000), allow_none=True, load_default=None
     )
+
+
+def _minutes() -> fields.Integer:
+    return fields.Integer(
+        required=True, strict=True, validate=validate.Range(min=1, max=60 * 24 * 30)
+    )
+
+
+class PolicyMinutesSchema(Schema):
+    claim_minutes = _minutes()
+    answer_minutes = _minutes()
+    followup_minutes = _minutes()
+
+
+class PolicyUpdateSchema(Schema):
+    """Minutes per urgency; urgencies left out keep their current minutes."""
+
+    stat = fields.Nested(PolicyMinutesSchema)
+    urgent = fields.Nested(PolicyMinutesSchema)
+    routine = fields.Nested(PolicyMinutesSchema)
+
+
+class AwareDateTime(fields.AwareDateTime):
+    """An ISO 8601 instant; one given without an offset is taken as UTC."""
+
+    def __init__(self, **kwargs):
+        super().__init__(default_timezone=UTC, **kwargs)
+
+
+class ShiftSchema(Schema):
+    id = fields.Integer(dump_only=True)
+    user = fields.Nested(UserSchema, dump_only=True)
+    user_id = UserRef(required=True, load_only=True)
+    role = fields.String(required=True, validate=validate.OneOf(SHIFT_ROLES))
+    starts_at = AwareDateTime(required=True)
+    ends_at = AwareDateTime(required=True)
+
+
+class ShiftRangeArgs(Schema):
+    start = AwareDateTime(data_key="from")
+    end = AwareDateTime(data_key="to")
+
+
+class OnCallSchema(Schema):
+    department = fields.String()
+    at = fields.DateTime()
+    primary = fields.Nested(UserSchema, allow_none=True)
+    backup = fields.Nested(UserSchema, allow_none=True)
+    backups = fields.List(fields.Nested(UserSchema))
+
+
+class NotificationSchema(Schema):
+    id = fields.Integer()
+    kind = fields.String()
+    consult_id = fields.Integer(allow_none=True)
+    message = fields.String()
+    created_at = fields.DateTime()
+    read_at = fields.DateTime(allow_none=True)
+
+
+class NotificationArgs(Schema):
+    unread = fields.Boolean()

@@ -7,18 +7,23 @@ A race between two writers is settled by the database through the consult's
 version column: the second UPDATE matches no row and becomes a Conflict.
 """
 
-from collections.abc import Callable
-from functools import wraps
-
 from sqlalchemy import select
 from sqlalchemy.orm import attributes
-from sqlalchemy.orm.exc import StaleDataError
 
 from broker import clock
 from broker.consults import access
 from broker.consults.changes import mark_changed
-from broker.consults.deadlines import due_times, followup_answer_due
+from broker.consults.deadlines import (
+    due_times,
+    end_ladder,
+    followup_answer_due,
+    start_answer_ladder,
+    start_claim_ladder,
+)
 from broker.consults.errors import Conflict, Invalid, NotAllowed
+from broker.consults.notifications import describe, notify
+from broker.consults.oncall import on_call_now
+from broker.consults.transactions import transaction
 from broker.extensions import db
 from broker.models import (
     OPEN_STATUSES,
@@ -31,27 +36,6 @@ from broker.models import (
     Urgency,
     User,
 )
-
-CHANGED_MEANWHILE = "The consult changed meanwhile; reload it and try again."
-
-
-def transaction(action: Callable) -> Callable:
-    """Commit the action's work as one transaction, or roll all of it back."""
-
-    @wraps(action)
-    def run(*args, **kwargs):
-        try:
-            result = action(*args, **kwargs)
-            db.session.commit()
-        except StaleDataError:
-            db.session.rollback()
-            raise Conflict(CHANGED_MEANWHILE) from None
-        except BaseException:
-            db.session.rollback()
-            raise
-        return result
-
-    return run
 
 
 def _record(
@@ -151,9 +135,18 @@ def create(
         claim_due_at=claim_due_at,
         answer_due_at=answer_due_at,
     )
+    start_claim_ladder(consult)
     db.session.add(consult)
     _record(consult, EventKind.CREATED, requester)
+    _alert_primary(consult, "new_consult", f"New {describe(consult)} awaits a claim.")
     return consult
+
+
+def _alert_primary(consult: Consult, kind: str, message: str) -> None:
+    """The department's primary on call hears of a consult entering the queue."""
+    primary = on_call_now(consult.department).primary
+    if primary is not None:
+        notify([primary.id], consult, kind, message)
 
 
 @transaction
@@ -167,7 +160,7 @@ def claim(consult: Consult, user: User) -> Consult:
     consult.status = Status.CLAIMED.value
     consult.owner = user
     consult.claimed_at = consult.claimed_at or at
-    consult.escalation_level = 0
+    start_answer_ladder(consult)
     _record(consult, EventKind.CLAIMED, user)
     return consult
 
@@ -181,7 +174,9 @@ def release(consult: Consult, user: User, reason: str) -> Consult:
     consult.status = Status.PENDING.value
     consult.owner = None
     _withdraw_handoff(consult)
+    start_claim_ladder(consult)
     _record(consult, EventKind.RELEASED, user, body=reason)
+    _alert_primary(consult, "released", f"Back in the queue: {describe(consult)}.")
     return consult
 
 
@@ -201,7 +196,7 @@ def assign(consult: Consult, user: User, assignee: User) -> Consult:
     consult.owner = assignee
     consult.claimed_at = consult.claimed_at or clock.now()
     if previous_owner is None:
-        consult.escalation_level = 0
+        start_answer_ladder(consult)
     _withdraw_handoff(consult)
     _record(
         consult,
@@ -210,6 +205,19 @@ def assign(consult: Consult, user: User, assignee: User) -> Consult:
         subject=assignee,
         detail=f"from {previous_owner.name}" if previous_owner else None,
     )
+    notify(
+        [assignee.id],
+        consult,
+        "assigned",
+        f"{user.name} assigned you {describe(consult)}.",
+    )
+    if previous_owner is not None:
+        notify(
+            [previous_owner.id],
+            consult,
+            "reassigned",
+            f"{user.name} reassigned {describe(consult)} to {assignee.name}.",
+        )
     return consult
 
 
@@ -229,6 +237,12 @@ def hand_off(consult: Consult, user: User, to_user: User, note: str) -> Consult:
     consult.handoff_note = note
     consult.handoff_offered_at = clock.now()
     _record(consult, EventKind.HANDOFF_OFFERED, user, body=note, subject=to_user)
+    notify(
+        [to_user.id],
+        consult,
+        "handoff_offered",
+        f"{user.name} offers you {describe(consult)}. Accept or decline it.",
+    )
     return consult
 
 
@@ -247,6 +261,12 @@ def accept_handoff(consult: Consult, user: User) -> Consult:
     consult.owner = user
     _withdraw_handoff(consult)
     _record(consult, EventKind.HANDOFF_ACCEPTED, user, subject=previous_owner)
+    notify(
+        [previous_owner.id],
+        consult,
+        "handoff_accepted",
+        f"{user.name} accepted {describe(consult)}: it is theirs now.",
+    )
     return consult
 
 
@@ -258,6 +278,12 @@ def decline_handoff(consult: Consult, user: User, reason: str) -> Consult:
     owner = consult.owner
     _withdraw_handoff(consult)
     _record(consult, EventKind.HANDOFF_DECLINED, user, body=reason, subject=owner)
+    notify(
+        [owner.id],
+        consult,
+        "handoff_declined",
+        f"{user.name} declined {describe(consult)}: you remain its owner.",
+    )
     return consult
 
 
@@ -271,8 +297,14 @@ def answer(consult: Consult, user: User, body: str) -> Consult:
     consult.status = Status.ANSWERED.value
     consult.answered_at = at
     consult.first_answered_at = consult.first_answered_at or at
-    consult.escalation_level = 0
+    end_ladder(consult, reset_level=True)
     _record(consult, EventKind.ANSWERED, user, body=body)
+    notify(
+        [consult.requester_id],
+        consult,
+        "answered",
+        f"{user.name} answered {describe(consult)}.",
+    )
     return consult
 
 
@@ -292,17 +324,30 @@ def post_message(consult: Consult, user: User, body: str) -> Consult:
             consult.answer_due_at = followup_answer_due(
                 consult.department, consult.urgency, clock.now()
             )
-            consult.escalation_level = 0
+            start_answer_ladder(consult)
             kind = EventKind.FOLLOWUP
         else:
             kind = EventKind.MESSAGE
+        reader = consult.owner_id
     elif user.id == consult.owner_id:
         kind = EventKind.MESSAGE
+        reader = consult.requester_id
     elif access.is_member(user, consult.department_id):
         kind = EventKind.NOTE
+        reader = None
     else:
         raise NotAllowed("Only the requester and the department's members may write.")
     _record(consult, kind, user, body=body)
+    if reader is not None:
+        what = (
+            "a follow-up question on" if kind == EventKind.FOLLOWUP else "a message on"
+        )
+        notify(
+            [reader],
+            consult,
+            kind.value,
+            f"{user.name} wrote {what} {describe(consult)}.",
+        )
     return consult
 
 
@@ -323,8 +368,8 @@ def redirect(consult: Consult, user: User, department: str, reason: str) -> Cons
     _withdraw_handoff(consult)
     consult.routed_at = at
     consult.claimed_at = None
-    consult.escalation_level = 0
     consult.claim_due_at, consult.answer_due_at = due_times(target, consult.urgency, at)
+    start_claim_ladder(consult)
     _record(
         consult,
         EventKind.REDIRECTED,
@@ -332,6 +377,13 @@ def redirect(consult: Consult, user: User, department: str, reason: str) -> Cons
         body=reason,
         detail=f"{origin.slug} → {target.slug}",
     )
+    notify(
+        [consult.requester_id],
+        consult,
+        "redirected",
+        f"{user.name} redirected your consult #{consult.id} from {origin.name} to {target.name}.",
+    )
+    _alert_primary(consult, "new_consult", f"New {describe(consult)} awaits a claim.")
     return consult
 
 
@@ -351,12 +403,19 @@ def close(
     consult.rating = rating
     consult.rating_comment = comment
     _withdraw_handoff(consult)
+    end_ladder(consult, reset_level=False)
     _record(
         consult,
         EventKind.CLOSED,
         user,
         body=comment,
         detail=f"rated {rating}/5" if rating else None,
+    )
+    notify(
+        [consult.owner_id],
+        consult,
+        "closed",
+        f"{user.name} closed {describe(consult)}.",
     )
     return consult
 
@@ -370,5 +429,12 @@ def cancel(consult: Consult, user: User, reason: str) -> Consult:
     reason = _required_text("reason", reason)
     consult.status = Status.CANCELLED.value
     _withdraw_handoff(consult)
+    end_ladder(consult, reset_level=False)
     _record(consult, EventKind.CANCELLED, user, body=reason)
+    notify(
+        [consult.owner_id],
+        consult,
+        "cancelled",
+        f"{user.name} cancelled {describe(consult)}.",
+    )
     return consult

@@ -12,21 +12,31 @@ from sqlalchemy.orm import Session
 
 signals = Namespace()
 consults_changed = signals.signal("consults-changed")
+notifications_created = signals.signal("notifications-created")
 
-_KEY = "broker.changed_consults"
+_CONSULTS = "broker.changed_consults"
+_NOTIFICATIONS = "broker.created_notifications"
 
 
 def mark_changed(session: Session, consult_id: int) -> None:
-    session.info.setdefault(_KEY, set()).add(consult_id)
+    session.info.setdefault(_CONSULTS, set()).add(consult_id)
+
+
+def mark_notified(session: Session, notification_id: int) -> None:
+    session.info.setdefault(_NOTIFICATIONS, set()).add(notification_id)
 
 
 @event.listens_for(Session, "after_commit")
 def _announce(session: Session) -> None:
-    changed = session.info.pop(_KEY, None)
+    changed = session.info.pop(_CONSULTS, None)
+    notified = session.info.pop(_NOTIFICATIONS, None)
     if changed:
         consults_changed.send(None, consult_ids=sorted(changed))
+    if notified:
+        notifications_created.send(None, notification_ids=sorted(notified))
 
 
 @event.listens_for(Session, "after_rollback")
 def _forget(session: Session) -> None:
-    session.info.pop(_KEY, None)
+    session.info.pop(_CONSULTS, None)
+    session.info.pop(_NOTIFICATIONS, None)

@@ -3,7 +3,10 @@
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from broker.models import DeadlinePolicy, Department, Urgency
+from broker.consults import access
+from broker.consults.errors import Invalid, NotAllowed
+from broker.consults.transactions import transaction
+from broker.models import Consult, DeadlinePolicy, Department, Urgency, User
 
 
 @dataclass(frozen=True)
@@ -58,3 +61,53 @@ def followup_answer_due(
     department: Department, urgency: str, asked_at: datetime
 ) -> datetime:
     return asked_at + timedelta(minutes=minutes_for(department, urgency).followup)
+
+
+def escalation_step(consult: Consult) -> timedelta:
+    """Time from a ladder's level 1 to its level 2: the claim interval, on both ladders."""
+    return timedelta(minutes=minutes_for(consult.department, consult.urgency).claim)
+
+
+def start_claim_ladder(consult: Consult) -> None:
+    """Unclaimed: level 1 at claim_due_at, level 2 one claim interval later."""
+    consult.escalation_level = 0
+    consult.level1_escalation_at = consult.claim_due_at
+    consult.level2_escalation_at = consult.claim_due_at + escalation_step(consult)
+
+
+def start_answer_ladder(consult: Consult) -> None:
+    """Claimed: level 1 at answer_due_at (the owner first), level 2 one claim interval later."""
+    consult.escalation_level = 0
+    consult.level1_escalation_at = consult.answer_due_at
+    consult.level2_escalation_at = consult.answer_due_at + escalation_step(consult)
+
+
+def end_ladder(consult: Consult, reset_level: bool) -> None:
+    """No deadline is running any more (answered, closed, cancelled)."""
+    if reset_level:
+        consult.escalation_level = 0
+    consult.level1_escalation_at = None
+    consult.level2_escalation_at = None
+
+
+@transaction
+def set_policy(user: User, department: Department, minutes: dict[str, Minutes]) -> None:
+    """Replace the minutes for the urgencies given; consults already routed keep their deadlines."""
+    if not access.can_manage_department(user, department):
+        raise NotAllowed(f"Only a chief of {department.name} or an admin may do this.")
+    for urgency, m in minutes.items():
+        if m.claim <= 0 or m.answer <= 0 or m.followup <= 0:
+            raise Invalid(urgency, "Minutes must be positive whole numbers.")
+        if m.answer < m.claim:
+            raise Invalid(
+                urgency, "The time to answer cannot be shorter than to claim."
+            )
+    by_urgency = {p.urgency: p for p in department.policies}
+    for urgency, m in minutes.items():
+        policy = by_urgency.get(urgency)
+        if policy is None:
+            policy = DeadlinePolicy(urgency=urgency)
+            department.policies.append(policy)
+        policy.claim_minutes = m.claim
+        policy.answer_minutes = m.answer
+        policy.followup_minutes = m.followup

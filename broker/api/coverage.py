@@ -1,0 +1,133 @@
+"""A department's deadline policy and on-call schedule; the caller's notification inbox."""
+
+from flask.views import MethodView
+from flask_smorest import Blueprint
+
+from broker import accounts, clock
+from broker.api.auth import caller, require_caller
+from broker.api.pagination import SelectPage
+from broker.api.schemas import (
+    DepartmentSchema,
+    NotificationArgs,
+    NotificationSchema,
+    OnCallSchema,
+    PolicyUpdateSchema,
+    ShiftRangeArgs,
+    ShiftSchema,
+)
+from broker.consults import oncall
+from broker.consults.deadlines import Minutes, set_policy
+from broker.consults.notifications import inbox, mark_all_read, mark_read
+
+coverage = Blueprint(
+    "coverage",
+    __name__,
+    url_prefix="/api/departments",
+    description="Deadline policy and on-call coverage",
+)
+notifications = Blueprint(
+    "notifications",
+    __name__,
+    url_prefix="/api/notifications",
+    description="The caller's personal alerts",
+)
+coverage.before_request(require_caller)
+notifications.before_request(require_caller)
+
+
+@coverage.route("/<slug>/policy")
+class Policy(MethodView):
+    @coverage.arguments(PolicyUpdateSchema)
+    @coverage.response(200, DepartmentSchema)
+    @coverage.alt_response(403, description="Not a chief of this department or admin")
+    def put(self, data, slug):
+        """Set the minutes to claim, answer and answer a follow-up, per urgency (chief, admin).
+
+        Applies to consults routed from now on; those already routed keep their deadlines.
+        """
+        department = accounts.department_by_slug(slug)
+        minutes = {
+            urgency: Minutes(
+                m["claim_minutes"], m["answer_minutes"], m["followup_minutes"]
+            )
+            for urgency, m in data.items()
+        }
+        set_policy(caller(), department, minutes)
+        return department
+
+
+@coverage.route("/<slug>/oncall")
+class OnCall(MethodView):
+    @coverage.response(200, OnCallSchema)
+    def get(self, slug):
+        """Who covers the department now: the primary and the backup(s) on shift."""
+        department = accounts.department_by_slug(slug)
+        now = oncall.on_call_now(department)
+        return {
+            "department": department.slug,
+            "at": clock.now(),
+            "primary": now.primary,
+            "backup": now.backup,
+            "backups": now.backups,
+        }
+
+
+@coverage.route("/<slug>/shifts")
+class Shifts(MethodView):
+    @coverage.arguments(ShiftRangeArgs, location="query")
+    @coverage.response(200, ShiftSchema(many=True))
+    @coverage.paginate(SelectPage, page_size=100, max_page_size=500)
+    def get(self, args, slug):
+        """The schedule: shifts overlapping [from, to); by default those not yet over (members)."""
+        department = accounts.department_by_slug(slug)
+        oncall.require_can_view_schedule(caller(), department)
+        return oncall.shifts_between(department, args.get("start"), args.get("end"))
+
+    @coverage.arguments(ShiftSchema)
+    @coverage.response(201, ShiftSchema)
+    @coverage.alt_response(409, description="Overlaps another primary shift")
+    def post(self, data, slug):
+        """Schedule a shift for a member (chief, admin)."""
+        department = accounts.department_by_slug(slug)
+        return oncall.add_shift(
+            caller(),
+            department,
+            data["user_id"],
+            data["role"],
+            data["starts_at"],
+            data["ends_at"],
+        )
+
+
+@coverage.route("/<slug>/shifts/<int:shift_id>")
+class ShiftDetail(MethodView):
+    @coverage.response(204)
+    def delete(self, slug, shift_id):
+        """Remove a shift (chief, admin)."""
+        oncall.remove_shift(caller(), accounts.department_by_slug(slug), shift_id)
+
+
+@notifications.route("")
+class Inbox(MethodView):
+    @notifications.arguments(NotificationArgs, location="query")
+    @notifications.response(200, NotificationSchema(many=True))
+    @notifications.paginate(SelectPage, page_size=50, max_page_size=200)
+    def get(self, args):
+        """Your notifications, newest first; `unread=true` for the unread only."""
+        return inbox(caller(), unread_only=args.get("unread", False))
+
+
+@notifications.route("/<int:notification_id>/read")
+class MarkRead(MethodView):
+    @notifications.response(200, NotificationSchema)
+    def post(self, notification_id):
+        """Mark one notification read."""
+        return mark_read(caller(), notification_id)
+
+
+@notifications.route("/read-all")
+class MarkAllRead(MethodView):
+    @notifications.response(204)
+    def post(self):
+        """Mark all your notifications read."""
+        mark_all_read(caller())

@@ -1,0 +1,123 @@
+"""On-call coverage: the shift schedule of each department and who covers now."""
+
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from sqlalchemy import Select, select
+
+from broker import clock
+from broker.consults import access
+from broker.consults.errors import Conflict, Invalid, NotAllowed, NotFound
+from broker.consults.transactions import transaction
+from broker.extensions import db
+from broker.models import Department, Shift, ShiftRole, User
+
+
+@dataclass
+class Coverage:
+    """Who is on call in a department at one instant."""
+
+    primary: User | None = None
+    backups: list[User] = field(default_factory=list)
+
+    @property
+    def backup(self) -> User | None:
+        return self.backups[0] if self.backups else None
+
+
+def coverage_at(department_id: int, at: datetime) -> Coverage:
+    shifts = db.session.scalars(
+        select(Shift)
+        .where(
+            Shift.department_id == department_id,
+            Shift.starts_at <= at,
+            Shift.ends_at > at,
+        )
+        .order_by(Shift.starts_at)
+    )
+    coverage = Coverage()
+    for shift in shifts:
+        if shift.role == ShiftRole.PRIMARY:
+            coverage.primary = shift.user
+        else:
+            coverage.backups.append(shift.user)
+    return coverage
+
+
+def on_call_now(department: Department) -> Coverage:
+    return coverage_at(department.id, clock.now())
+
+
+def _require_manager(user: User, department: Department) -> None:
+    if not access.can_manage_department(user, department):
+        raise NotAllowed(f"Only a chief of {department.name} or an admin may do this.")
+
+
+def require_can_view_schedule(user: User, department: Department) -> None:
+    if not (user.is_admin or access.is_member(user, department)):
+        raise NotAllowed(f"Only members of {department.name} may see its schedule.")
+
+
+def shifts_between(
+    department: Department, start: datetime | None, end: datetime | None
+) -> Select:
+    """Shifts overlapping [start, end); by default those not yet over."""
+    query = select(Shift).where(Shift.department_id == department.id)
+    query = query.where(Shift.ends_at > (start or clock.now()))
+    if end is not None:
+        query = query.where(Shift.starts_at < end)
+    return query.order_by(Shift.starts_at, Shift.id)
+
+
+@transaction
+def add_shift(
+    actor: User,
+    department: Department,
+    user: User,
+    role: str,
+    starts_at: datetime,
+    ends_at: datetime,
+) -> Shift:
+    """Schedule a shift. Refused for a non-member, or a primary overlapping another primary."""
+    _require_manager(actor, department)
+    if not access.is_member(user, department):
+        raise Invalid("user_id", f"Choose a member of {department.name}.")
+    if ends_at <= starts_at:
+        raise Invalid("ends_at", "A shift must end after it starts.")
+    # Lock the department row (PostgreSQL) so two overlapping primaries
+    # cannot both pass the check below.
+    db.session.execute(
+        select(Department.id).where(Department.id == department.id).with_for_update()
+    )
+    if role == ShiftRole.PRIMARY:
+        clash = db.session.scalar(
+            select(Shift).where(
+                Shift.department_id == department.id,
+                Shift.role == ShiftRole.PRIMARY.value,
+                Shift.starts_at < ends_at,
+                Shift.ends_at > starts_at,
+            )
+        )
+        if clash is not None:
+            raise Conflict(
+                f"{clash.user.name} is already primary from "
+                f"{clash.starts_at:%Y-%m-%d %H:%M} to {clash.ends_at:%Y-%m-%d %H:%M} UTC."
+            )
+    shift = Shift(
+        department=department,
+        user=user,
+        role=role,
+        starts_at=starts_at,
+        ends_at=ends_at,
+    )
+    db.session.add(shift)
+    return shift
+
+
+@transaction
+def remove_shift(actor: User, department: Department, shift_id: int) -> None:
+    _require_manager(actor, department)
+    shift = db.session.get(Shift, shift_id)
+    if shift is None or shift.department_id != department.id:
+        raise NotFound("No such shift.")
+    db.session.delete(shift)
