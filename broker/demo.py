@@ -8,7 +8,8 @@ from datetime import timedelta
 
 from broker import accounts, clock
 from broker.consults import actions, oncall
-from broker.models import User
+from broker.consults.errors import NotFound
+from broker.models import Department, User
 
 PASSWORD = "consult-demo"
 
@@ -74,21 +75,31 @@ def logins() -> list[tuple[str, str, str, str]]:
 
 
 def load_demo() -> tuple[bool, list]:
-    """Create the demo once. Returns (created now?, logins)."""
+    """Create the demo once. Returns (created now?, logins).
+
+    Departments or users that already exist (made by hand, say) are reused as they are.
+    """
     if accounts.user_by_email(PEOPLE[0][0]) is not None:
         return False, logins()
-    departments = {
-        slug: accounts.create_department(slug, name) for slug, name in DEPARTMENTS
-    }
+    departments = {slug: _department(slug, name) for slug, name in DEPARTMENTS}
     people: dict[str, User] = {}
     for email, name, _, memberships, is_admin in PEOPLE:
-        user = accounts.create_user(email, name, PASSWORD, is_admin=is_admin)
+        user = accounts.user_by_email(email) or accounts.create_user(
+            email, name, PASSWORD, is_admin=is_admin
+        )
         for slug, is_chief in memberships.items():
             accounts.add_member(departments[slug], user, chief=is_chief)
         people[email.split("@")[0]] = user
     _demo_shifts(departments, people)
     _demo_consults(people)
     return True, logins()
+
+
+def _department(slug: str, name: str) -> Department:
+    try:
+        return accounts.department_by_slug(slug)
+    except NotFound:
+        return accounts.create_department(slug, name)
 
 
 # Who alternates on 12-hour shifts (08:00 and 20:00 UTC), as (primary, backup).

@@ -57,7 +57,10 @@ def app(database_url, tmp_path):
     with app.app_context():
         if ON_POSTGRES:
             if not _postgres_schema_ready:
-                db.drop_all()
+                # Start from an empty schema, whatever an earlier run left behind.
+                db.session.execute(text("DROP SCHEMA public CASCADE"))
+                db.session.execute(text("CREATE SCHEMA public"))
+                db.session.commit()
                 db.create_all()
                 _postgres_schema_ready = True
             tables = ", ".join(t.name for t in db.metadata.sorted_tables)

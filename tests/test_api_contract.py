@@ -3,6 +3,7 @@
 from datetime import datetime
 
 import pytest
+from conftest import NEW_CONSULT
 
 CONSULT_KEYS = {
     "id", "department", "urgency", "status", "requester", "owner", "handoff",
@@ -115,3 +116,26 @@ def test_lists_are_paginated_with_totals_in_a_header(hospital, new_consult):
 
     assert len(page.json) == 1
     assert '"total": 3' in page.headers["X-Pagination"]
+
+
+def test_a_nul_character_is_refused_as_invalid_input_naming_the_field(
+    hospital, new_consult
+):
+    response = hospital.patel.post(
+        "/api/consults", json={**NEW_CONSULT, "question": "Is it\x00 an abscess?"}
+    )
+
+    assert response.status_code == 422
+    assert set(response.json["errors"]) == {"question"}
+    assert hospital.patel.get("/api/consults").json == []
+
+
+def test_a_body_that_is_not_json_is_a_clear_400(hospital):
+    response = hospital.patel.client.post(
+        "/api/consults",
+        data="{not json",
+        headers={**hospital.patel.headers, "Content-Type": "application/json"},
+    )
+
+    assert response.status_code == 400
+    assert response.json["errors"] == {"json": ["Invalid JSON body."]}

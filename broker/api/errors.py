@@ -27,8 +27,11 @@ def _fields_from_webargs(error: HTTPException) -> dict | None:
     if not messages:
         return None
     fields = {}
-    for per_location in messages.values():
-        fields.update(per_location)
+    for location, per_location in messages.items():
+        if isinstance(per_location, dict):
+            fields.update(per_location)
+        else:  # the location as a whole is bad, e.g. a body that is not JSON
+            fields[location] = per_location
     return fields
 
 

@@ -2,7 +2,7 @@
 
 from datetime import UTC
 
-from marshmallow import Schema, ValidationError, fields, validate
+from marshmallow import Schema, ValidationError, fields, pre_load, validate
 
 from broker.extensions import db
 from broker.models import EventKind, ShiftRole, Status, Urgency, User
@@ -10,6 +10,23 @@ from broker.models import EventKind, ShiftRole, Status, Urgency, User
 URGENCIES = [u.value for u in Urgency]
 STATUSES = [s.value for s in Status]
 SHIFT_ROLES = [r.value for r in ShiftRole]
+
+
+class Input(Schema):
+    """Base of every schema that reads client input."""
+
+    @pre_load
+    def refuse_nul_characters(self, data, **kwargs):
+        """NUL cannot be stored in PostgreSQL text; refuse it as invalid, field by field."""
+        if hasattr(data, "items"):
+            bad = {
+                k: ["Contains a NUL character."]
+                for k, v in data.items()
+                if "\x00" in str(v)
+            }
+            if bad:
+                raise ValidationError(bad)
+        return data
 
 
 def _text(max_length: int, **kwargs) -> fields.String:
@@ -41,7 +58,7 @@ class MeSchema(UserSchema):
     )
 
 
-class TokenRequestSchema(Schema):
+class TokenRequestSchema(Input):
     email = fields.String(required=True)
     password = fields.String(required=True, load_only=True)
 
@@ -124,7 +141,7 @@ class ConsultDetailSchema(ConsultSchema):
     timeline = fields.List(fields.Nested(EventSchema))
 
 
-class ConsultListArgs(Schema):
+class ConsultListArgs(Input):
     department = fields.String()
     status = fields.String(validate=validate.OneOf(STATUSES))
     owner = fields.String(validate=validate.OneOf(["me"]))
@@ -132,7 +149,7 @@ class ConsultListArgs(Schema):
     overdue = fields.Boolean()
 
 
-class NewConsultSchema(Schema):
+class NewConsultSchema(Input):
     department = fields.String(required=True, metadata={"description": "slug"})
     urgency = fields.String(required=True, validate=validate.OneOf(URGENCIES))
     patient_ref = _text(64, required=True)
@@ -142,29 +159,29 @@ class NewConsultSchema(Schema):
     )
 
 
-class ReasonSchema(Schema):
+class ReasonSchema(Input):
     reason = _text(2_000, required=True)
 
 
-class AssignSchema(Schema):
+class AssignSchema(Input):
     assignee = UserRef(required=True, data_key="user_id")
 
 
-class HandoffOfferSchema(Schema):
+class HandoffOfferSchema(Input):
     to_user = UserRef(required=True, data_key="to_user_id")
     note = _text(2_000, required=True)
 
 
-class BodySchema(Schema):
+class BodySchema(Input):
     body = _text(10_000, required=True)
 
 
-class RedirectSchema(Schema):
+class RedirectSchema(Input):
     department = fields.String(required=True, metadata={"description": "slug"})
     reason = _text(2_000, required=True)
 
 
-class CloseSchema(Schema):
+class CloseSchema(Input):
     rating = fields.Integer(
         validate=validate.Range(min=1, max=5), allow_none=True, load_default=None
     )
@@ -179,13 +196,13 @@ def _minutes() -> fields.Integer:
     )
 
 
-class PolicyMinutesSchema(Schema):
+class PolicyMinutesSchema(Input):
     claim_minutes = _minutes()
     answer_minutes = _minutes()
     followup_minutes = _minutes()
 
 
-class PolicyUpdateSchema(Schema):
+class PolicyUpdateSchema(Input):
     """Minutes per urgency; urgencies left out keep their current minutes."""
 
     stat = fields.Nested(PolicyMinutesSchema)
@@ -200,7 +217,7 @@ class AwareDateTime(fields.AwareDateTime):
         super().__init__(default_timezone=UTC, **kwargs)
 
 
-class ShiftSchema(Schema):
+class ShiftSchema(Input):
     id = fields.Integer(dump_only=True)
     user = fields.Nested(UserSchema, dump_only=True)
     user_id = UserRef(required=True, load_only=True)
@@ -209,7 +226,7 @@ class ShiftSchema(Schema):
     ends_at = AwareDateTime(required=True)
 
 
-class ShiftRangeArgs(Schema):
+class ShiftRangeArgs(Input):
     start = AwareDateTime(data_key="from")
     end = AwareDateTime(data_key="to")
 
@@ -231,5 +248,5 @@ class NotificationSchema(Schema):
     read_at = fields.DateTime(allow_none=True)
 
 
-class NotificationArgs(Schema):
+class NotificationArgs(Input):
     unread = fields.Boolean()
