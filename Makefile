@@ -6,6 +6,9 @@ FLASK  := $(BIN)/flask --app wsgi
 
 .PHONY: run serve test lint format clean
 
+PORT    ?= 8000
+THREADS ?= 100
+
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
@@ -24,6 +27,12 @@ run: $(VENV)/.installed
 	$(FLASK) db upgrade
 	$(FLASK) demo
 	$(FLASK) run --host 127.0.0.1 --port 5000
+
+## serve: the production server: one gunicorn process (threads carry the websockets) on $(PORT).
+## Run several, each on its own port, behind a sticky proxy (docs/deployment.md).
+serve: $(VENV)/.installed
+	$(FLASK) db upgrade
+	$(BIN)/gunicorn --workers 1 --threads $(THREADS) --bind 127.0.0.1:$(PORT) wsgi:app
 
 ## test: install the test tools, lint, and run the whole suite
 test: $(VENV)/.installed-dev lint

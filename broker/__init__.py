@@ -8,7 +8,7 @@ from sqlalchemy import event
 from sqlalchemy.engine import Engine
 
 from broker.config import Config, normalise_database_url
-from broker.extensions import db, login_manager, migrate, rest_api
+from broker.extensions import db, login_manager, migrate, rest_api, socketio
 from broker.models import render_for_migrations
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -38,7 +38,13 @@ def create_app(overrides: dict | None = None) -> Flask:
     )
     login_manager.init_app(app)
     rest_api.init_app(app)
+    socketio.init_app(
+        app,
+        message_queue=app.config["REDIS_URL"] or None,
+        async_mode=app.config["SOCKETIO_ASYNC_MODE"],
+    )
 
+    from broker import live  # noqa: F401  (registers the Socket.IO handlers)
     from broker.api import register_api
     from broker.api.errors import register_error_handlers
     from broker.cli import register_commands

@@ -64,7 +64,7 @@ def _instant(ctx, param, value: str | None) -> datetime:
     try:
         instant = datetime.fromisoformat(value)
     except ValueError:
-        raise click.BadParameter(f"not an ISO 8601 time: {value!r}") from None
+        raise click.ClickException(f"--at is not an ISO 8601 time: {value!r}") from None
     return instant if instant.tzinfo else instant.replace(tzinfo=UTC)
 
 

@@ -27,6 +27,9 @@ class Config:
     # Optional Redis URL: the Socket.IO message queue shared by several processes.
     REDIS_URL = os.environ.get("REDIS_URL", "")
 
+    # Socket.IO server mode; see docs/deployment.md for why threading.
+    SOCKETIO_ASYNC_MODE = os.environ.get("SOCKETIO_ASYNC_MODE", "threading")
+
     # Seconds between deadline sweeps inside the running service (0 turns it off).
     SWEEP_INTERVAL_SECONDS = int(os.environ.get("SWEEP_INTERVAL_SECONDS", "30"))
 

@@ -1,11 +1,12 @@
-"""Bearer-token authentication for the API.
+"""Authentication for the API: a bearer token, or the browser's session for reads.
 
-The API answers bearer tokens only; the browser pages use the login session.
-Keeping the two apart means a session cookie can never be used to drive the
-API from another site.
+A session cookie may read (GET) the API, so signed-in pages can re-read what
+they show after a reconnect; every change needs a bearer token, so a session
+cookie can never drive an action from another site.
 """
 
 from flask import g, request
+from flask_login import current_user
 from werkzeug.exceptions import Unauthorized
 
 from broker import accounts
@@ -21,6 +22,12 @@ def require_caller() -> None:
     """before_request for API blueprints: resolve the bearer token to a user, or 401."""
     token = bearer_token()
     user = accounts.user_for_token(token) if token else None
+    if user is None and token is None and request.method in ("GET", "HEAD"):
+        user = (
+            current_user._get_current_object()
+            if current_user.is_authenticated
+            else None
+        )
     if user is None:
         raise Unauthorized("Sign in: send 'Authorization: Bearer <token>'.")
     g.caller = user

@@ -56,6 +56,7 @@ class Consults(MethodView):
             owner_is_me=args.get("owner") == "me",
             requester_is_me=args.get("requester") == "me",
             overdue=args.get("overdue"),
+            updated_since=args.get("updated_since"),
         )
         return visible_consults(caller(), wanted)
 

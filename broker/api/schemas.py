@@ -33,6 +33,13 @@ def _text(max_length: int, **kwargs) -> fields.String:
     return fields.String(validate=validate.Length(min=1, max=max_length), **kwargs)
 
 
+class AwareDateTime(fields.AwareDateTime):
+    """An ISO 8601 instant; one given without an offset is taken as UTC."""
+
+    def __init__(self, **kwargs):
+        super().__init__(default_timezone=UTC, **kwargs)
+
+
 class UserRef(fields.Integer):
     """A user id in, the User out; an unknown id is a validation error."""
 
@@ -143,6 +150,12 @@ class ConsultDetailSchema(ConsultSchema):
 
 class ConsultListArgs(Input):
     department = fields.String()
+    updated_since = AwareDateTime(
+        metadata={
+            "description": "only consults changed at or after this instant "
+            "(a reconnecting client asks for what it missed)"
+        }
+    )
     status = fields.String(validate=validate.OneOf(STATUSES))
     owner = fields.String(validate=validate.OneOf(["me"]))
     requester = fields.String(validate=validate.OneOf(["me"]))
@@ -208,13 +221,6 @@ class PolicyUpdateSchema(Input):
     stat = fields.Nested(PolicyMinutesSchema)
     urgent = fields.Nested(PolicyMinutesSchema)
     routine = fields.Nested(PolicyMinutesSchema)
-
-
-class AwareDateTime(fields.AwareDateTime):
-    """An ISO 8601 instant; one given without an offset is taken as UTC."""
-
-    def __init__(self, **kwargs):
-        super().__init__(default_timezone=UTC, **kwargs)
 
 
 class ShiftSchema(Input):

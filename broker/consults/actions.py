@@ -12,7 +12,7 @@ from sqlalchemy.orm import attributes
 
 from broker import clock
 from broker.consults import access
-from broker.consults.changes import mark_changed
+from broker.consults.changes import mark_changed, mark_departed
 from broker.consults.deadlines import (
     due_times,
     end_ladder,
@@ -361,6 +361,7 @@ def redirect(consult: Consult, user: User, department: str, reason: str) -> Cons
         raise Invalid("department", "Choose a different department.")
     reason = _required_text("reason", reason)
     origin = consult.department
+    mark_departed(db.session, consult.id, origin.id)
     at = clock.now()
     consult.department = target
     consult.status = Status.PENDING.value

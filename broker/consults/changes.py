@@ -15,11 +15,17 @@ consults_changed = signals.signal("consults-changed")
 notifications_created = signals.signal("notifications-created")
 
 _CONSULTS = "broker.changed_consults"
+_DEPARTURES = "broker.consult_departures"
 _NOTIFICATIONS = "broker.created_notifications"
 
 
 def mark_changed(session: Session, consult_id: int) -> None:
     session.info.setdefault(_CONSULTS, set()).add(consult_id)
+
+
+def mark_departed(session: Session, consult_id: int, department_id: int) -> None:
+    """The consult left this department (a redirect): its members may no longer see it."""
+    session.info.setdefault(_DEPARTURES, {})[consult_id] = department_id
 
 
 def mark_notified(session: Session, notification_id: int) -> None:
@@ -29,14 +35,15 @@ def mark_notified(session: Session, notification_id: int) -> None:
 @event.listens_for(Session, "after_commit")
 def _announce(session: Session) -> None:
     changed = session.info.pop(_CONSULTS, None)
+    departures = session.info.pop(_DEPARTURES, {})
     notified = session.info.pop(_NOTIFICATIONS, None)
     if changed:
-        consults_changed.send(None, consult_ids=sorted(changed))
+        consults_changed.send(None, consult_ids=sorted(changed), departures=departures)
     if notified:
         notifications_created.send(None, notification_ids=sorted(notified))
 
 
 @event.listens_for(Session, "after_rollback")
 def _forget(session: Session) -> None:
-    session.info.pop(_CONSULTS, None)
-    session.info.pop(_NOTIFICATIONS, None)
+    for key in (_CONSULTS, _DEPARTURES, _NOTIFICATIONS):
+        session.info.pop(key, None)

@@ -1,6 +1,7 @@
 """Reading consults: one at a time or as a filtered list, always within what the user may see."""
 
 from dataclasses import dataclass
+from datetime import datetime
 
 from sqlalchemy import Select, and_, or_, select
 from sqlalchemy.orm import selectinload
@@ -42,6 +43,7 @@ class ConsultFilter:
     owner_is_me: bool = False
     requester_is_me: bool = False
     overdue: bool | None = None
+    updated_since: datetime | None = None
 
 
 def overdue_clause():
@@ -72,6 +74,8 @@ def visible_consults(user: User, wanted: ConsultFilter) -> Select:
         query = query.where(Consult.owner_id == user.id)
     if wanted.requester_is_me:
         query = query.where(Consult.requester_id == user.id)
+    if wanted.updated_since is not None:
+        query = query.where(Consult.updated_at >= wanted.updated_since)
     if wanted.overdue is True:
         query = query.where(overdue_clause())
     elif wanted.overdue is False:

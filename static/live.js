@@ -1,0 +1,76 @@
+/*
+ * Live updates for the broker's pages: BrokerLive.on("consult", fn), .watch(id).
+ *
+ * Connects with the page's login session. Every `consult` event carries the consult
+ * as the API shows it (without its timeline); `consult_gone` says one left the
+ * department's queue; `notification` is a personal alert. After a reconnect it asks
+ * the API for whatever changed while it was away (`updated_since`) and replays it to
+ * the same listeners, so nothing shown is left stale.
+ */
+(function () {
+  "use strict";
+
+  const listeners = { consult: [], consult_gone: [], notification: [], status: [] };
+  const watched = new Set();
+  // The newest change seen, in the server's time: where a resync starts from.
+  let watermark = document.body.dataset.renderedAt || null;
+  let lastNotificationId = 0;
+  let connectedBefore = false;
+
+  const socket = io({ transports: ["websocket", "polling"] });
+
+  function dispatch(event, payload) {
+    if (event === "consult" && payload.updated_at > (watermark || "")) {
+      watermark = payload.updated_at;
+    }
+    if (event === "notification") {
+      lastNotificationId = Math.max(lastNotificationId, payload.id);
+    }
+    listeners[event].forEach((fn) => fn(payload));
+  }
+
+  async function getJSON(path) {
+    const response = await fetch(path, { credentials: "same-origin" });
+    if (!response.ok) throw new Error(path + " answered " + response.status);
+    return response.json();
+  }
+
+  async function resync() {
+    if (watermark) {
+      const since = encodeURIComponent(watermark);
+      const changed = await getJSON("/api/consults?page_size=200&updated_since=" + since);
+      changed.reverse().forEach((consult) => dispatch("consult", consult));
+    }
+    const unread = await getJSON("/api/notifications?unread=true&page_size=200");
+    unread
+      .filter((n) => n.id > lastNotificationId)
+      .reverse()
+      .forEach((n) => dispatch("notification", n));
+  }
+
+  socket.on("connect", () => {
+    watched.forEach((id) => socket.emit("watch", { consult_id: id }));
+    dispatch("status", { connected: true });
+    if (connectedBefore) resync().catch((error) => console.warn("resync failed", error));
+    connectedBefore = true;
+  });
+  socket.on("disconnect", () => dispatch("status", { connected: false }));
+  ["consult", "consult_gone", "notification"].forEach((event) =>
+    socket.on(event, (payload) => dispatch(event, payload))
+  );
+
+  window.BrokerLive = {
+    on(event, fn) {
+      listeners[event].push(fn);
+    },
+    watch(consultId) {
+      watched.add(consultId);
+      if (socket.connected) socket.emit("watch", { consult_id: consultId });
+    },
+    unwatch(consultId) {
+      watched.delete(consultId);
+      socket.emit("unwatch", { consult_id: consultId });
+    },
+    socket,
+  };
+})();
