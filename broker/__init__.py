@@ -51,7 +51,7 @@ def create_app(overrides: dict | None = None) -> Flask:
     from broker.sweeper import start_sweeper
     from broker.web import web
 
-    register_api(rest_api)
+    register_api(app, rest_api)
     app.register_blueprint(web)
     register_error_handlers(app)
     register_commands(app)

@@ -130,12 +130,12 @@ def test_a_nul_character_is_refused_as_invalid_input_naming_the_field(
     assert hospital.patel.get("/api/consults").json == []
 
 
-def test_a_body_that_is_not_json_is_a_clear_400(hospital):
+def test_a_body_that_is_not_json_is_invalid_input(hospital):
     response = hospital.patel.client.post(
         "/api/consults",
         data="{not json",
         headers={**hospital.patel.headers, "Content-Type": "application/json"},
     )
 
-    assert response.status_code == 400
+    assert response.status_code == 422
     assert response.json["errors"] == {"json": ["Invalid JSON body."]}

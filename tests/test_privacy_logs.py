@@ -233,7 +233,7 @@ def test_refusals_of_input_carrying_patient_data_leave_none_in_the_log(
     assert_no_secrets(log)
 
 
-def test_a_malformed_json_body_is_a_400_that_leaves_no_patient_data_in_the_log(
+def test_a_malformed_json_body_is_a_422_that_leaves_no_patient_data_in_the_log(
     hospital, live_server_process
 ):
     server = live_server_process
@@ -247,5 +247,5 @@ def test_a_malformed_json_body_is_a_400_that_leaves_no_patient_data_in_the_log(
     log = settled_log(server, '"POST /api/consults HTTP/1.1"')
     assert '"POST /api/consults HTTP/1.1"' in log, log
     assert_no_secrets(log)
-    error = expect(response, 400)
+    error = expect(response, 422)
     assert error["message"]

@@ -1,9 +1,19 @@
 """The JSON API under /api (flask-smorest): blueprints and the OpenAPI document."""
 
+from flask import Flask
 from flask_smorest import Api
+from werkzeug.routing import IntegerConverter
 
 
-def register_api(api: Api) -> None:
+class IdConverter(IntegerConverter):
+    """`<id:...>` in a URL: a database id. Anything out of range is simply not found."""
+
+    def __init__(self, map):
+        super().__init__(map, min=1, max=2**31 - 1)
+
+
+def register_api(app: Flask, api: Api) -> None:
+    app.url_map.converters["id"] = IdConverter
     from broker.api.accounts import departments, me, tokens
     from broker.api.consults import blp as consults
     from broker.api.coverage import coverage, notifications

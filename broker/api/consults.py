@@ -67,7 +67,7 @@ class Consults(MethodView):
         return actions.create(caller(), **data)
 
 
-@blp.route("/<int:consult_id>")
+@blp.route("/<id:consult_id>")
 class ConsultDetail(MethodView):
     @blp.response(200, ConsultDetailSchema)
     @blp.alt_response(404, description=ERRORS[404])
@@ -114,7 +114,7 @@ def register_action(path: str, do, schema) -> None:
     if schema:
         view = blp.arguments(schema)(view)
     endpoint = "consult_" + path.replace("/", "_")
-    blp.route(f"/<int:consult_id>/{path}", endpoint=endpoint, methods=["POST"])(view)
+    blp.route(f"/<id:consult_id>/{path}", endpoint=endpoint, methods=["POST"])(view)
 
 
 for path, do, schema in ACTIONS:

@@ -99,7 +99,7 @@ class Shifts(MethodView):
         )
 
 
-@coverage.route("/<slug>/shifts/<int:shift_id>")
+@coverage.route("/<slug>/shifts/<id:shift_id>")
 class ShiftDetail(MethodView):
     @coverage.response(204)
     def delete(self, slug, shift_id):
@@ -117,7 +117,7 @@ class Inbox(MethodView):
         return inbox(caller(), unread_only=args.get("unread", False))
 
 
-@notifications.route("/<int:notification_id>/read")
+@notifications.route("/<id:notification_id>/read")
 class MarkRead(MethodView):
     @notifications.response(200, NotificationSchema)
     def post(self, notification_id):

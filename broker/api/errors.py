@@ -51,8 +51,9 @@ def register_error_handlers(app: Flask) -> None:
         if not _wants_json():
             return error
         fields = _fields_from_webargs(error)
-        message = "Invalid input." if fields else error.description
-        return error_response(error.code, message, fields)
+        if fields:  # webargs says 400 for a body that is not JSON: still invalid input
+            return error_response(422, "Invalid input.", fields)
+        return error_response(error.code, error.description)
 
     @app.errorhandler(Exception)
     def unexpected_error(error: Exception):

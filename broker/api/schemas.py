@@ -43,8 +43,12 @@ class AwareDateTime(fields.AwareDateTime):
 class UserRef(fields.Integer):
     """A user id in, the User out; an unknown id is a validation error."""
 
+    def __init__(self, **kwargs):
+        super().__init__(strict=True, **kwargs)
+
     def _deserialize(self, value, attr, data, **kwargs):
-        user = db.session.get(User, super()._deserialize(value, attr, data, **kwargs))
+        user_id = super()._deserialize(value, attr, data, **kwargs)
+        user = db.session.get(User, user_id) if 0 < user_id < 2**31 else None
         if user is None:
             raise ValidationError("No such user.")
         return user
@@ -196,7 +200,10 @@ class RedirectSchema(Input):
 
 class CloseSchema(Input):
     rating = fields.Integer(
-        validate=validate.Range(min=1, max=5), allow_none=True, load_default=None
+        strict=True,
+        validate=validate.Range(min=1, max=5),
+        allow_none=True,
+        load_default=None,
     )
     comment = fields.String(
         validate=validate.Length(max=2_000), allow_none=True, load_default=None
