@@ -8,7 +8,7 @@ from sqlalchemy import event
 from sqlalchemy.engine import Engine
 
 from broker.config import Config, normalise_database_url
-from broker.extensions import db, login_manager, migrate, rest_api, socketio
+from broker.extensions import csrf, db, login_manager, migrate, rest_api, socketio
 from broker.models import render_for_migrations
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -37,6 +37,7 @@ def create_app(overrides: dict | None = None) -> Flask:
         compare_type=True,
     )
     login_manager.init_app(app)
+    csrf.init_app(app)
     rest_api.init_app(app)
     socketio.init_app(
         app,

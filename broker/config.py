@@ -54,5 +54,9 @@ class Config:
         "security": [{"bearerAuth": []}],
     }
 
+    # Browser sessions end after this many minutes without a page request.
+    SESSION_IDLE_MINUTES = int(os.environ.get("SESSION_IDLE_MINUTES", "15"))
+    PERMANENT_SESSION_LIFETIME = 60 * SESSION_IDLE_MINUTES
+
     SESSION_COOKIE_HTTPONLY = True
     SESSION_COOKIE_SAMESITE = "Lax"

@@ -5,6 +5,7 @@ from flask_migrate import Migrate
 from flask_smorest import Api
 from flask_socketio import SocketIO
 from flask_sqlalchemy import SQLAlchemy
+from flask_wtf import CSRFProtect
 from sqlalchemy import MetaData
 from sqlalchemy.orm import DeclarativeBase
 
@@ -27,3 +28,4 @@ migrate = Migrate()
 login_manager = LoginManager()
 rest_api = Api()
 socketio = SocketIO()
+csrf = CSRFProtect()

@@ -3,7 +3,15 @@
 from sqlalchemy import ColumnElement, false, or_, select
 
 from broker.extensions import db
-from broker.models import Consult, Department, Membership, User
+from broker.models import (
+    OPEN_STATUSES,
+    OWNED_STATUSES,
+    Consult,
+    Department,
+    Membership,
+    Status,
+    User,
+)
 
 
 def department_ids(user: User) -> set[int]:
@@ -56,3 +64,37 @@ def members_of(department: Department) -> list[tuple[Membership, User]]:
             .order_by(User.name)
         ).tuples()
     )
+
+
+def available_actions(user: User, consult: Consult) -> set[str]:
+    """The actions this user may take on this consult now: what a page offers as buttons.
+
+    The same rules the actions enforce, read as a whole; the property test in
+    tests/ checks the two agree.
+    """
+    status = consult.status
+    member = is_member(user, consult.department_id)
+    owner = consult.owner_id == user.id
+    requester = consult.requester_id == user.id
+    open_ = status in OPEN_STATUSES
+    actions = set()
+    if status == Status.PENDING and member:
+        actions.add("claim")
+    if status == Status.CLAIMED and owner:
+        actions |= {"answer", "release"}
+    if status in OWNED_STATUSES and owner:
+        actions.add("handoff")
+    if consult.handoff_to_id == user.id:
+        actions |= {"accept", "decline"}
+    if status in (Status.PENDING, Status.CLAIMED):
+        if can_manage_department(user, consult.department):
+            actions.add("assign")
+        if member:
+            actions.add("redirect")
+    if open_ and (requester or member):
+        actions.add("message")
+    if status == Status.ANSWERED and (requester or user.is_admin):
+        actions.add("close")
+    if open_ and requester:
+        actions.add("cancel")
+    return actions

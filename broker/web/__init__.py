@@ -1,18 +1,19 @@
-"""Browser pages."""
+"""The browser pages: server-rendered, thin views over the same domain functions as the API."""
 
-from flask import Blueprint, render_template
+from flask import Blueprint
 
 from broker.extensions import db, login_manager
 from broker.models import User
 
 web = Blueprint("web", __name__)
 
-
-@web.get("/")
-def index():
-    return render_template("index.html")
+login_manager.login_view = "web.sign_in"
+login_manager.login_message = "Please sign in."
 
 
 @login_manager.user_loader
 def load_user(user_id: str) -> User | None:
     return db.session.get(User, int(user_id))
+
+
+from broker.web import views  # noqa: E402,F401  (registers the routes)

@@ -1,0 +1,114 @@
+/*
+ * What the pages do live, on top of BrokerLive (live.js):
+ * - a region marked data-live-fragment re-renders from the server when a consult it
+ *   shows changes, keeping whatever the user was typing and where the cursor was;
+ * - deadlines count down;
+ * - alerts arrive in the menu.
+ */
+(function () {
+  "use strict";
+
+  const regions = Array.from(document.querySelectorAll("[data-live-fragment]"));
+  const statusLine = document.getElementById("live-status");
+
+  function concerns(region, consult) {
+    const d = region.dataset;
+    if (d.liveConsult) return String(consult.id) === d.liveConsult;
+    if (d.liveDepartment) {
+      return consult.department === d.liveDepartment ||
+        region.querySelector('[data-consult-id="' + consult.id + '"]') !== null;
+    }
+    if (d.liveRequester) return String(consult.requester.id) === d.liveRequester;
+    return false;
+  }
+
+  // What the user has typed, by field name, so a re-render loses none of it.
+  function typed(region) {
+    const values = {};
+    region.querySelectorAll("textarea, input[type=text], select, input[type=radio]:checked")
+      .forEach((el) => { if (el.name && !el.name.endsWith("csrf_token")) values[el.name] = el.value; });
+    return values;
+  }
+
+  function restore(region, values, focusedName) {
+    Object.entries(values).forEach(([name, value]) => {
+      region.querySelectorAll('[name="' + name + '"]').forEach((el) => {
+        if (el.type === "radio") el.checked = el.value === value;
+        else el.value = value;
+      });
+    });
+    if (focusedName) {
+      const el = region.querySelector('[name="' + focusedName + '"]');
+      if (el) el.focus();
+    }
+  }
+
+  const pending = new Map();
+  function refresh(region) {
+    clearTimeout(pending.get(region));
+    pending.set(region, setTimeout(async () => {
+      const response = await fetch(region.dataset.liveFragment, { credentials: "same-origin" });
+      if (response.redirected || response.status === 401) { window.location.reload(); return; }
+      if (!response.ok) return;
+      const html = await response.text();
+      const values = typed(region);
+      const active = document.activeElement;
+      const focusedName = region.contains(active) ? active.name : null;
+      region.innerHTML = html;
+      restore(region, values, focusedName);
+      tick();
+    }, 120));
+  }
+
+  BrokerLive.on("consult", (consult) => {
+    regions.filter((r) => concerns(r, consult)).forEach(refresh);
+  });
+  BrokerLive.on("consult_gone", (gone) => {
+    regions.filter((r) => r.querySelector('[data-consult-id="' + gone.id + '"]')).forEach(refresh);
+  });
+  regions.forEach((r) => { if (r.dataset.liveConsult) BrokerLive.watch(Number(r.dataset.liveConsult)); });
+
+  BrokerLive.on("status", ({ connected }) => {
+    statusLine.textContent = connected ? "" : "Reconnecting… updates will resume.";
+  });
+
+  // Alerts menu
+  const count = document.getElementById("unread-count");
+  const list = document.getElementById("notification-list");
+  BrokerLive.on("notification", (n) => {
+    if (!count || !list) return;
+    const next = Number(count.dataset.count || 0) + 1;
+    count.dataset.count = String(next);
+    count.textContent = String(next);
+    list.querySelectorAll(".empty").forEach((el) => el.remove());
+    const item = document.createElement("li");
+    const link = document.createElement("a");
+    link.href = n.consult_id ? "/consults/" + n.consult_id : "/notifications";
+    link.textContent = n.message;
+    item.appendChild(link);
+    list.prepend(item);
+    statusLine.textContent = n.message;
+    setTimeout(() => { if (statusLine.textContent === n.message) statusLine.textContent = ""; }, 8000);
+  });
+
+  // Deadlines count down.
+  function minutesText(ms) {
+    const minutes = Math.round(Math.abs(ms) / 60000);
+    if (minutes < 60) return minutes + " min";
+    const hours = Math.floor(minutes / 60);
+    return hours + " h " + (minutes % 60) + " min";
+  }
+  function tick() {
+    const now = Date.now();
+    document.querySelectorAll("[data-due]").forEach((el) => {
+      const left = Date.parse(el.dataset.due) - now;
+      const what = el.dataset.what;
+      el.classList.toggle("overdue", left < 0);
+      el.textContent = left >= 0
+        ? minutesText(left) + " left to " + what
+        : what + " overdue by " + minutesText(left);
+    });
+  }
+  tick();
+  setInterval(tick, 15000);
+})();
