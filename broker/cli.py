@@ -85,6 +85,7 @@ def sweep_command(at):
 
 
 @click.command("demo")
+@with_appcontext
 def demo():
     """Load demo departments, users and consults (idempotent) and print the logins."""
     from broker.demo import load_demo

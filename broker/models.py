@@ -269,12 +269,12 @@ class Consult(db.Model):
 
     @property
     def overdue(self) -> bool:
-        """Past the deadline that applies now: to claim while pending, to answer while claimed."""
+        """At or past the deadline that applies now (the instant the sweep escalates it too)."""
         at = clock.now()
         if self.status == Status.PENDING:
-            return at > self.claim_due_at
+            return at >= self.claim_due_at
         if self.status == Status.CLAIMED:
-            return at > self.answer_due_at
+            return at >= self.answer_due_at
         return False
 
     @property

@@ -36,6 +36,22 @@ def pytest_collection_modifyitems(config, items):
             item.add_marker(skip)
 
 
+@pytest.fixture(autouse=True)
+def _push_request_context():
+    """Replaces pytest-flask's: no request context held open around a test.
+
+    Held open, it would share one `g` across the test client's requests, which a
+    real server never does (Flask-WTF, for one, caches the CSRF token in `g`).
+    """
+    yield
+
+
+@pytest.fixture
+def client(app):
+    """Replaces pytest-flask's, which keeps the last request's context pushed (see above)."""
+    return app.test_client()
+
+
 @pytest.fixture
 def database_url(tmp_path) -> str:
     """SQLite: a new file per test. PostgreSQL: the run's database, emptied per test."""

@@ -62,7 +62,7 @@ def members_of(department: Department) -> list[tuple[Membership, User]]:
             .join(User, Membership.user_id == User.id)
             .where(Membership.department_id == department.id)
             .order_by(User.name)
-        ).tuples()
+        )
     )
 
 

@@ -49,8 +49,8 @@ class ConsultFilter:
 def overdue_clause():
     at = clock.now()
     return or_(
-        and_(Consult.status == Status.PENDING, Consult.claim_due_at < at),
-        and_(Consult.status == Status.CLAIMED, Consult.answer_due_at < at),
+        and_(Consult.status == Status.PENDING, Consult.claim_due_at <= at),
+        and_(Consult.status == Status.CLAIMED, Consult.answer_due_at <= at),
     )
 
 

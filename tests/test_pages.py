@@ -1,0 +1,180 @@
+"""The pages through the test client: sessions, CSRF, and forms that keep what was typed."""
+
+import re
+from datetime import timedelta
+
+import pytest
+from conftest import PASSWORD
+
+from broker import clock
+
+
+def csrf_token(page_html: str) -> str:
+    """The session's CSRF token, as any form on the page carries it."""
+    return re.search(r'csrf_token"[^>]* value="([^"]+)"', page_html).group(1)
+
+
+def sign_in(client, email):
+    token = csrf_token(client.get("/sign-in").text)
+    return client.post(
+        "/sign-in", data={"csrf_token": token, "email": email, "password": PASSWORD}
+    )
+
+
+@pytest.fixture
+def browser(app):
+    """A fresh cookie jar, like a second browser."""
+    return app.test_client()
+
+
+def test_signing_in_leads_a_consultant_to_their_queue(hospital, browser):
+    response = sign_in(browser, "castillo@h.test")
+
+    assert response.status_code == 302
+    assert browser.get("/").headers["Location"] == "/queue/radiology"
+
+
+def test_a_wrong_password_is_refused_on_the_page(hospital, browser):
+    token = csrf_token(browser.get("/sign-in").text)
+    response = browser.post(
+        "/sign-in",
+        data={"csrf_token": token, "email": "castillo@h.test", "password": "x"},
+    )
+
+    assert response.status_code == 401
+    assert "Wrong email or password." in response.text
+    assert browser.get("/consults").status_code == 302
+
+
+def test_pages_need_a_signed_in_user(hospital, browser):
+    response = browser.get("/queue/radiology")
+
+    assert response.status_code == 302
+    assert response.headers["Location"].startswith("/sign-in")
+
+
+def test_a_form_without_its_csrf_token_is_refused_and_changes_nothing(
+    hospital, browser, new_consult
+):
+    consult_id = new_consult()["id"]
+    sign_in(browser, "castillo@h.test")
+
+    response = browser.post(f"/consults/{consult_id}/claim", data={})
+
+    assert response.status_code == 400
+    assert hospital.patel.get(f"/api/consults/{consult_id}").json["status"] == "pending"
+
+
+def test_the_session_ends_after_fifteen_idle_minutes(hospital, browser):
+    start = clock.now()
+    with clock.frozen_at(start):
+        sign_in(browser, "castillo@h.test")
+    with clock.frozen_at(start + timedelta(minutes=14)):
+        assert browser.get("/consults").status_code == 200
+    with clock.frozen_at(start + timedelta(minutes=28)):
+        assert (
+            browser.get("/consults").status_code == 200
+        )  # 14 idle minutes since the last
+    with clock.frozen_at(start + timedelta(minutes=43, seconds=1)):
+        response = browser.get("/consults")
+
+    assert response.status_code == 302
+    assert response.headers["Location"] == "/sign-in"
+    assert browser.get("/consults").status_code == 302
+
+
+def test_a_claim_through_the_page_makes_the_consultant_owner(
+    hospital, browser, new_consult
+):
+    consult_id = new_consult()["id"]
+    sign_in(browser, "castillo@h.test")
+    token = csrf_token(browser.get(f"/consults/{consult_id}").text)
+
+    response = browser.post(
+        f"/consults/{consult_id}/claim", data={"claim-csrf_token": token}
+    )
+
+    assert response.status_code == 302
+    consult = hospital.patel.get(f"/api/consults/{consult_id}").json
+    assert consult["owner"]["id"] == hospital.castillo.user_id
+
+
+def test_a_refused_page_action_says_why_and_changes_nothing(
+    hospital, browser, new_consult
+):
+    consult_id = new_consult()["id"]
+    hospital.nguyen.post(f"/api/consults/{consult_id}/claim")
+    sign_in(browser, "castillo@h.test")
+    page = browser.get(f"/consults/{consult_id}").text
+    token = csrf_token(page)
+    before = hospital.patel.get(f"/api/consults/{consult_id}").json
+
+    response = browser.post(
+        f"/consults/{consult_id}/answer",
+        data={"answer-csrf_token": token, "answer-body": "I am only covering."},
+    )
+
+    assert response.status_code == 409
+    assert "no longer available" in response.text
+    assert hospital.patel.get(f"/api/consults/{consult_id}").json == before
+
+
+def test_an_answer_form_with_an_error_keeps_nothing_lost(
+    hospital, browser, new_consult
+):
+    consult_id = new_consult()["id"]
+    hospital.castillo.post(f"/api/consults/{consult_id}/claim")
+    sign_in(browser, "castillo@h.test")
+    token = csrf_token(browser.get(f"/consults/{consult_id}").text)
+
+    response = browser.post(
+        f"/consults/{consult_id}/handoff",
+        data={"handoff-csrf_token": token, "handoff-to_user_id": hospital.nguyen.user_id,
+              "handoff-note": ""},
+    )  # fmt: skip
+
+    assert response.status_code == 422
+    assert "This field is required." in response.text
+    assert f'<option selected value="{hospital.nguyen.user_id}">' in response.text
+
+
+def test_the_new_consult_form_keeps_what_was_typed_beside_a_field_error(
+    hospital, browser
+):
+    sign_in(browser, "patel@h.test")
+    token = csrf_token(browser.get("/consults/new").text)
+
+    response = browser.post(
+        "/consults/new",
+        data={"csrf_token": token, "department": "radiology", "urgency": "stat",
+              "patient_ref": "", "question": "Is the margin clear?"},
+    )  # fmt: skip
+
+    assert response.status_code == 422
+    assert "Is the margin clear?" in response.text
+    assert 'id="patient_ref-error"' in response.text
+    assert hospital.patel.get("/api/consults").json == []
+
+
+def test_a_chief_edits_deadlines_and_a_member_may_not(hospital, browser, app):
+    sign_in(browser, "okafor@h.test")
+    page = browser.get("/departments/radiology/settings")
+    assert page.status_code == 200
+    minutes = {f"policy-{u}_{k}": v for u, (c, a, f) in
+               {"stat": (10, 45, 45), "urgent": (60, 240, 240), "routine": (480, 2880, 2880)}.items()
+               for k, v in (("claim", c), ("answer", a), ("followup", f))}  # fmt: skip
+
+    saved = browser.post(
+        "/departments/radiology/policy",
+        data={"policy-csrf_token": csrf_token(page.text), **minutes},
+    )
+
+    assert saved.status_code == 302
+    policy = hospital.castillo.get("/api/departments").json
+    radiology = next(d for d in policy if d["slug"] == "radiology")
+    assert radiology["policy"]["stat"] == {
+        "claim_minutes": 10, "answer_minutes": 45, "followup_minutes": 45,
+    }  # fmt: skip
+    member = app.test_client()
+    sign_in(member, "castillo@h.test")
+    assert member.get("/departments/radiology/settings").status_code == 403
