@@ -218,6 +218,7 @@ class Consult(db.Model):
         ),
         Index("ix_consults_department_status", "department_id", "status"),
         Index("ix_consults_status_answered_at", "status", "answered_at"),
+        Index("ix_consults_created_at_department", "created_at", "department_id"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -256,6 +257,17 @@ class Consult(db.Model):
     )
     rating: Mapped[int | None]
     rating_comment: Mapped[str | None] = mapped_column(Text)
+
+    # Facts for the turnaround reports, kept by the actions as they happen so a
+    # report is one scan of consults (no timeline joins) even at millions of rows.
+    claim_seconds: Mapped[int | None]  # routed_at → first claim in this department
+    answer_seconds: Mapped[int | None]  # routed_at → first answer
+    claimed_in_time: Mapped[bool | None]
+    answered_in_time: Mapped[bool | None]
+    followup_count: Mapped[int] = mapped_column(default=0)
+    handoff_count: Mapped[int] = mapped_column(default=0)  # accepted handoffs
+    redirect_count: Mapped[int] = mapped_column(default=0)
+    max_escalation_level: Mapped[int] = mapped_column(default=0)
 
     department: Mapped[Department] = relationship()
     requester: Mapped[User] = relationship(foreign_keys=[requester_id])

@@ -149,6 +149,19 @@ def _alert_primary(consult: Consult, kind: str, message: str) -> None:
         notify([primary.id], consult, kind, message)
 
 
+def _seconds_since_routing(consult: Consult, at) -> int:
+    return int((at - consult.routed_at).total_seconds())
+
+
+def _record_first_claim(consult: Consult) -> None:
+    """The first claim in this department is what the turnaround reports measure."""
+    if consult.claimed_at is None:
+        at = clock.now()
+        consult.claimed_at = at
+        consult.claim_seconds = _seconds_since_routing(consult, at)
+        consult.claimed_in_time = at < consult.claim_due_at
+
+
 @transaction
 def claim(consult: Consult, user: User) -> Consult:
     """A department member takes ownership of a pending consult."""
@@ -156,10 +169,9 @@ def claim(consult: Consult, user: User) -> Consult:
         raise Conflict(f"Already claimed by {consult.owner.name}.")
     _require_status(consult, [Status.PENDING], "claimed")
     _require_member(consult, user, "claim this consult")
-    at = clock.now()
     consult.status = Status.CLAIMED.value
     consult.owner = user
-    consult.claimed_at = consult.claimed_at or at
+    _record_first_claim(consult)
     start_answer_ladder(consult)
     _record(consult, EventKind.CLAIMED, user)
     return consult
@@ -194,7 +206,7 @@ def assign(consult: Consult, user: User, assignee: User) -> Consult:
     previous_owner = consult.owner
     consult.status = Status.CLAIMED.value
     consult.owner = assignee
-    consult.claimed_at = consult.claimed_at or clock.now()
+    _record_first_claim(consult)
     if previous_owner is None:
         start_answer_ladder(consult)
     _withdraw_handoff(consult)
@@ -259,6 +271,7 @@ def accept_handoff(consult: Consult, user: User) -> Consult:
     _require_offer_to(consult, user)
     previous_owner = consult.owner
     consult.owner = user
+    consult.handoff_count += 1
     _withdraw_handoff(consult)
     _record(consult, EventKind.HANDOFF_ACCEPTED, user, subject=previous_owner)
     notify(
@@ -296,7 +309,10 @@ def answer(consult: Consult, user: User, body: str) -> Consult:
     at = clock.now()
     consult.status = Status.ANSWERED.value
     consult.answered_at = at
-    consult.first_answered_at = consult.first_answered_at or at
+    if consult.first_answered_at is None:
+        consult.first_answered_at = at
+        consult.answer_seconds = _seconds_since_routing(consult, at)
+        consult.answered_in_time = at < consult.answer_due_at
     end_ladder(consult, reset_level=True)
     _record(consult, EventKind.ANSWERED, user, body=body)
     notify(
@@ -325,6 +341,7 @@ def post_message(consult: Consult, user: User, body: str) -> Consult:
                 consult.department, consult.urgency, clock.now()
             )
             start_answer_ladder(consult)
+            consult.followup_count += 1
             kind = EventKind.FOLLOWUP
         else:
             kind = EventKind.MESSAGE
@@ -369,6 +386,9 @@ def redirect(consult: Consult, user: User, department: str, reason: str) -> Cons
     _withdraw_handoff(consult)
     consult.routed_at = at
     consult.claimed_at = None
+    consult.claim_seconds = None
+    consult.claimed_in_time = None
+    consult.redirect_count += 1
     consult.claim_due_at, consult.answer_due_at = due_times(target, consult.urgency, at)
     start_claim_ladder(consult)
     _record(

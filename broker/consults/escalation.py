@@ -11,7 +11,7 @@ proportion to what is due, not to what is open.
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from sqlalchemy import insert, select, update
+from sqlalchemy import case, insert, select, update
 
 from broker import clock
 from broker.consults.changes import mark_changed
@@ -111,6 +111,10 @@ def _fire_rung(level: int, at: datetime, recipients: _Recipients) -> list:
             {
                 rung: None,
                 consults.c.escalation_level: level,
+                consults.c.max_escalation_level: case(
+                    (consults.c.max_escalation_level < level, level),
+                    else_=consults.c.max_escalation_level,
+                ),
                 consults.c.version: consults.c.version + 1,
                 consults.c.updated_at: at,
             }
