@@ -19,8 +19,17 @@ def register_api(app: Flask, api: Api) -> None:
     from broker.api.accounts import departments, me, tokens
     from broker.api.consults import blp as consults
     from broker.api.coverage import coverage, notifications
+    from broker.api.reports import blp as reports
 
-    for blueprint in (tokens, me, departments, coverage, consults, notifications):
+    for blueprint in (
+        tokens,
+        me,
+        departments,
+        coverage,
+        consults,
+        notifications,
+        reports,
+    ):
         # The API takes bearer tokens for every change, never the session: no CSRF to guard.
         csrf.exempt(blueprint)
         api.register_blueprint(blueprint)

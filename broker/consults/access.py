@@ -2,6 +2,7 @@
 
 from sqlalchemy import ColumnElement, false, or_, select
 
+from broker.consults.errors import NotAllowed
 from broker.extensions import db
 from broker.models import (
     OPEN_STATUSES,
@@ -52,6 +53,25 @@ def visible_consults_clause(user: User) -> ColumnElement[bool]:
 def can_manage_department(user: User, department: Department) -> bool:
     """Chiefs of the department and admins set its deadlines, shifts and assignments."""
     return user.is_admin or is_chief(user, department)
+
+
+def reportable_department_ids(
+    user: User, department: Department | None
+) -> list[int] | None:
+    """Reports are for chiefs (their own departments) and admins (all: None).
+
+    Raises NotAllowed for anyone else, or for a department the chief does not lead.
+    """
+    led = [m.department_id for m in user.memberships if m.is_chief]
+    if not (user.is_admin or led):
+        raise NotAllowed("Reports are for the chiefs of departments and admins.")
+    if department is None:
+        return None if user.is_admin else led
+    if not can_manage_department(user, department):
+        raise NotAllowed(
+            f"Only a chief of {department.name} or an admin may see its reports."
+        )
+    return [department.id]
 
 
 def members_of(department: Department) -> list[tuple[Membership, User]]:

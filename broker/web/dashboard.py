@@ -1,0 +1,122 @@
+"""The chief's dashboard: turnaround trend, deadline compliance, escalations, ratings, thanks."""
+
+from datetime import UTC, date, datetime, time, timedelta
+
+from flask import abort, render_template, request
+from flask_login import login_required
+
+from broker import clock, reports
+from broker.consults import access
+from broker.consults.errors import NotAllowed
+from broker.web import web
+from broker.web.charts import bar_chart, line_chart
+from broker.web.views import _department_or_404, _user
+
+DEFAULT_DAYS = 90
+THANKS_MIN_CONSULTS = 3
+
+
+def _period() -> tuple[date, date]:
+    """?from=YYYY-MM-DD&to=YYYY-MM-DD, inclusive days; default the last 90 days."""
+    today = clock.now().date()
+    try:
+        start = date.fromisoformat(request.args.get("from", ""))
+    except ValueError:
+        start = today - timedelta(days=DEFAULT_DAYS - 1)
+    try:
+        end = date.fromisoformat(request.args.get("to", ""))
+    except ValueError:
+        end = today
+    return (start, end) if start <= end else (end, start)
+
+
+def _instant(day: date) -> datetime:
+    return datetime.combine(day, time.min, tzinfo=UTC)
+
+
+def thank_you_board(by_consultant: list[dict]) -> list[dict]:
+    """Consultants with enough answers, fastest median answer first, then best rated."""
+    eligible = [
+        row
+        for row in by_consultant
+        if row["group"] != "(unclaimed)"
+        and row["count"] >= THANKS_MIN_CONSULTS
+        and row["answer_p50_minutes"] is not None
+    ]
+    return sorted(
+        eligible,
+        key=lambda r: (r["answer_p50_minutes"], -(r["mean_rating"] or 0)),
+    )[:5]
+
+
+@web.get("/departments/<slug>/dashboard")
+@login_required
+def dashboard(slug):
+    department = _department_or_404(slug)
+    user = _user()
+    if not access.can_manage_department(user, department):
+        abort(403)
+    start, end = _period()
+    period = reports.Period(_instant(start), _instant(end + timedelta(days=1)))
+    try:
+        weekly = reports.turnaround(user, period, slug, group_by="week")
+        by_urgency = reports.turnaround(user, period, slug, group_by="urgency")
+        by_consultant = reports.turnaround(user, period, slug, group_by="consultant")
+        overall = reports.turnaround(user, period, slug, group_by="department")
+        escalated = reports.escalations(user, period, slug)
+    except NotAllowed:
+        abort(403)
+    weeks = [row["group"][5:] for row in weekly]  # MM-DD of each week's Monday
+    charts = {
+        "trend": line_chart(
+            "Median minutes to claim and to first answer, by week (minutes)",
+            weeks,
+            {
+                "to claim (median)": [r["claim_p50_minutes"] for r in weekly],
+                "to answer (median)": [r["answer_p50_minutes"] for r in weekly],
+            },
+        ),
+        "compliance": bar_chart(
+            "Claimed and answered within the deadline, by week (%)",
+            weeks,
+            {
+                "claimed in time": [pct(r["claimed_in_time_share"]) for r in weekly],
+                "answered in time": [pct(r["answered_in_time_share"]) for r in weekly],
+            },
+            maximum=100,
+        ),
+        "escalations": bar_chart(
+            "Consults escalated, by week",
+            weeks,
+            {"escalated": [r["escalated"] for r in weekly]},
+        ),
+        "rating": line_chart(
+            "Mean rating (1–5), by week",
+            weeks,
+            {"mean rating": [r["mean_rating"] for r in weekly]},
+            maximum=5,
+        ),
+    }
+    return render_template(
+        "dashboard.html",
+        department=department,
+        start=start,
+        end=end,
+        overall=overall[0] if overall else None,
+        weekly=weekly,
+        by_urgency=by_urgency,
+        by_consultant=by_consultant,
+        thanks=thank_you_board(by_consultant),
+        escalated=escalated[:50],
+        charts=charts,
+        csv_query={
+            "from": period.start.isoformat(),
+            "to": period.end.isoformat(),
+            "department": slug,
+            "format": "csv",
+        },
+    )
+
+
+def pct(share: float | None) -> float | None:
+    return None if share is None else round(share * 100, 1)
