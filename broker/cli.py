@@ -97,8 +97,76 @@ def demo():
         click.echo(f"  {email:<28} {password:<14} {name} — {role}")
 
 
+def _positive(ctx, param, value: str | None) -> int:
+    """--consults, --days, --seed: a whole number; a bad one is a one-line error."""
+    name = f"--{param.name}"
+    if value is None:
+        raise click.ClickException(f"{name} is required.")
+    try:
+        number = int(value)
+    except ValueError:
+        raise click.ClickException(
+            f"{name} must be a whole number: {value!r}"
+        ) from None
+    if number < 1 and param.name != "seed":
+        raise click.ClickException(f"{name} must be at least 1, not {number}.")
+    return number
+
+
+@click.command("generate")
+@click.option(
+    "--consults", metavar="N", callback=_positive, help="How many consults to add."
+)
+@click.option(
+    "--days", metavar="D", callback=_positive, help="Over how many days before the end."
+)
+@click.option(
+    "--seed", metavar="S", default="1", callback=_positive, help="Random seed (1)."
+)
+@click.option(
+    "--end",
+    metavar="ISO-TIME",
+    callback=_instant,
+    help="When the history ends (default: now).",
+)
+@with_appcontext
+def generate(consults, days, seed, end):
+    """Add a realistic synthetic consult history, for reports and benchmarks."""
+    import time
+
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from broker.generate import WriteFailed, generate_history
+
+    started = time.monotonic()
+    click.echo(f"Generating {consults:,} consults over {days} days (seed {seed})...")
+    try:
+        made = generate_history(consults, days, seed, end, progress=click.echo)
+    except WriteFailed as error:
+        raise click.ClickException(str(error)) from None
+    except SQLAlchemyError as error:  # before any consult: no tables, say
+        reason = str(getattr(error, "orig", None) or error).strip().splitlines()[0]
+        raise click.ClickException(f"Cannot generate: {reason}") from None
+    seconds = time.monotonic() - started
+    statuses = ", ".join(
+        f"{n:,} {status}" for status, n in sorted(made["statuses"].items())
+    )
+    click.echo(
+        f"Generated {made['consults']:,} consults (ids {made['first_consult_id']}-"
+        f"{made['last_consult_id']}) with {made['events']:,} events in {seconds:.1f} s: "
+        f"{statuses}."
+    )
+    click.echo(
+        f"  {made['escalated']:,} escalated, {made['followed_up']:,} followed up, "
+        f"{made['handed_off']:,} handed off, {made['redirected']:,} redirected; "
+        f"{made['departments_created']} department(s) and {made['users_created']} "
+        f"user(s) created under @gen.example."
+    )
+
+
 def register_commands(app: Flask) -> None:
     app.cli.add_command(users)
     app.cli.add_command(departments)
     app.cli.add_command(demo)
     app.cli.add_command(sweep_command)
+    app.cli.add_command(generate)

@@ -385,9 +385,13 @@ def redirect(consult: Consult, user: User, department: str, reason: str) -> Cons
     consult.owner = None
     _withdraw_handoff(consult)
     consult.routed_at = at
+    # The receiving department's turnaround is measured afresh from routed_at.
     consult.claimed_at = None
     consult.claim_seconds = None
     consult.claimed_in_time = None
+    consult.first_answered_at = None
+    consult.answer_seconds = None
+    consult.answered_in_time = None
     consult.redirect_count += 1
     consult.claim_due_at, consult.answer_due_at = due_times(target, consult.urgency, at)
     start_claim_ladder(consult)
