@@ -57,7 +57,30 @@ def create_app(overrides: dict | None = None) -> Flask:
     register_error_handlers(app)
     register_commands(app)
     app.before_request(lambda: start_sweeper(app))
+    app.after_request(add_security_headers)
     return app
+
+
+# Scripts, styles, images and sockets from this origin only; no framing, no plugins.
+CONTENT_SECURITY_POLICY = (
+    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+    "connect-src 'self'; object-src 'none'; base-uri 'none'; frame-ancestors 'none'; "
+    "form-action 'self'"
+)
+
+
+def add_security_headers(response):
+    response.headers.setdefault("Content-Security-Policy", CONTENT_SECURITY_POLICY)
+    response.headers.setdefault("X-Content-Type-Options", "nosniff")
+    response.headers.setdefault("X-Frame-Options", "DENY")
+    response.headers.setdefault("Referrer-Policy", "no-referrer")
+    response.headers.setdefault(
+        "Permissions-Policy", "camera=(), microphone=(), geolocation=()"
+    )
+    if response.mimetype in ("text/html", "application/json", "text/csv"):
+        # Pages and answers carry patient data: never keep them in a shared cache.
+        response.headers.setdefault("Cache-Control", "no-store")
+    return response
 
 
 def _configure_database(app: Flask) -> None:

@@ -68,6 +68,7 @@ def app(database_url, tmp_path):
             "SECRET_KEY": "test",
             "SWEEP_INTERVAL_SECONDS": 0,
             "PASSWORD_HASH_METHOD": "scrypt:1024:8:1",  # cheap: tests make many users
+            "SESSION_COOKIE_SECURE": False,  # tests speak plain http
         }
     )
     with app.app_context():
@@ -217,6 +218,7 @@ def live_server_process(app, database_url, tmp_path):
         "DATABASE_URL": database_url,
         "SECRET_KEY": "test",
         "SWEEP_INTERVAL_SECONDS": "0",
+        "SESSION_COOKIE_SECURE": "false",
     }
     with open(log_path, "wb") as log:
         process = subprocess.Popen(

@@ -178,3 +178,18 @@ def test_a_chief_edits_deadlines_and_a_member_may_not(hospital, browser, app):
     member = app.test_client()
     sign_in(member, "castillo@h.test")
     assert member.get("/departments/radiology/settings").status_code == 403
+
+
+def test_pages_and_answers_carry_security_headers_and_are_never_cached(
+    hospital, client
+):
+    page = client.get("/sign-in")
+    answer = hospital.patel.get("/api/consults")
+
+    for response in (page, answer):
+        assert "script-src 'self'" in response.headers["Content-Security-Policy"]
+        assert response.headers["X-Frame-Options"] == "DENY"
+        assert response.headers["X-Content-Type-Options"] == "nosniff"
+        assert response.headers["Cache-Control"] == "no-store"
+    assert "HttpOnly" in page.headers["Set-Cookie"]
+    assert "SameSite=Lax" in page.headers["Set-Cookie"]

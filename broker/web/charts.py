@@ -5,7 +5,12 @@ from markupsafe import Markup, escape
 WIDTH, HEIGHT = 640, 220
 LEFT, RIGHT, TOP, BOTTOM = 44, 12, 14, 34
 PLOT_W, PLOT_H = WIDTH - LEFT - RIGHT, HEIGHT - TOP - BOTTOM
-COLOURS = ["#1f5f8b", "#a15c00", "#3d6b3d", "#b3261e"]
+COLOURS = [
+    "#1f5f8b",
+    "#a15c00",
+    "#3d6b3d",
+    "#b3261e",
+]  # .swatch-N in broker.css, same order
 
 
 def _top(series: dict[str, list], maximum: float | None) -> float:
@@ -47,8 +52,8 @@ def _chart(
     parts += marks
     parts.append("</svg>")
     items = "".join(
-        f'<li><span class="swatch" style="background:{colour}"></span>{escape(name)}</li>'
-        for colour, name in zip(COLOURS, series, strict=False)
+        f'<li><span class="swatch swatch-{i}"></span>{escape(name)}</li>'
+        for i, name in enumerate(series)
     )
     parts.append(f'<ul class="legend">{items}</ul>')
     return Markup("".join(parts))
