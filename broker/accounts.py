@@ -2,10 +2,12 @@
 
 import hashlib
 import secrets
+from datetime import timedelta
 
 from flask import current_app
 from sqlalchemy import func, select
 
+from broker import clock
 from broker.consults.deadlines import default_policies
 from broker.consults.errors import Conflict, Invalid, NotFound
 from broker.extensions import db
@@ -83,15 +85,32 @@ def _digest(token: str) -> str:
 
 
 def issue_token(user: User) -> str:
-    """A new bearer token. Only its digest is stored: the token cannot be shown again."""
+    """A new bearer token, valid for TOKEN_LIFETIME_HOURS. Only its digest is stored."""
     token = secrets.token_urlsafe(32)
-    db.session.add(ApiToken(user=user, token_digest=_digest(token)))
+    lifetime = timedelta(hours=current_app.config["TOKEN_LIFETIME_HOURS"])
+    db.session.add(
+        ApiToken(
+            user=user, token_digest=_digest(token), expires_at=clock.now() + lifetime
+        )
+    )
     db.session.commit()
     return token
 
 
-def user_for_token(token: str) -> User | None:
-    record = db.session.scalar(
+def _token_record(token: str) -> ApiToken | None:
+    return db.session.scalar(
         select(ApiToken).where(ApiToken.token_digest == _digest(token))
     )
-    return record.user if record else None
+
+
+def user_for_token(token: str) -> User | None:
+    """The token's user, unless it is unknown, expired or revoked."""
+    record = _token_record(token)
+    return record.user if record is not None and record.valid else None
+
+
+def revoke_token(token: str) -> None:
+    record = _token_record(token)
+    if record is not None and record.revoked_at is None:
+        record.revoked_at = clock.now()
+        db.session.commit()

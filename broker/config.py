@@ -36,6 +36,9 @@ class Config:
     # Hours after an answer with no follow-up before the system closes a consult.
     AUTO_CLOSE_HOURS = int(os.environ.get("AUTO_CLOSE_HOURS", "72"))
 
+    # Bearer tokens expire after this many hours (a long shift); DELETE /api/tokens/current revokes.
+    TOKEN_LIFETIME_HOURS = int(os.environ.get("TOKEN_LIFETIME_HOURS", "12"))
+
     # Werkzeug hash method for passwords: scrypt at its default cost. Tests lower the cost.
     PASSWORD_HASH_METHOD = os.environ.get("PASSWORD_HASH_METHOD", "scrypt")
 

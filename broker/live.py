@@ -17,6 +17,7 @@ from sqlalchemy.orm import Session, selectinload
 from broker import accounts
 from broker.api.schemas import ConsultSchema, NotificationSchema
 from broker.consults import access
+from broker.consults.audit import record_read
 from broker.consults.changes import consults_changed, notifications_created
 from broker.consults.errors import NotFound
 from broker.consults.queries import visible_consult
@@ -82,7 +83,9 @@ def watch(data):
     except (NotFound, KeyError, TypeError, ValueError):
         return {"ok": False, "error": "No such consult."}
     join_room(consult_room(consult.id))
-    return {"ok": True, "consult": consult_schema.dump(consult)}
+    answer = {"ok": True, "consult": consult_schema.dump(consult)}
+    record_read(consult, user, "live")
+    return answer
 
 
 @socketio.on("unwatch")

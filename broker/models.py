@@ -188,6 +188,30 @@ class ApiToken(db.Model):
     user_id: Mapped[int] = mapped_column(ForeignKey("users.id"), index=True)
     token_digest: Mapped[str] = mapped_column(String(64), unique=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=clock.now)
+    expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+    user: Mapped[User] = relationship()
+
+    @property
+    def valid(self) -> bool:
+        at = clock.now()
+        return self.revoked_at is None and (
+            self.expires_at is None or at < self.expires_at
+        )
+
+
+class ConsultRead(db.Model):
+    """The access audit: who read a consult's details, when, and through what."""
+
+    __tablename__ = "consult_reads"
+    __table_args__ = (Index("ix_consult_reads_consult_id_at", "consult_id", "at"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    consult_id: Mapped[int] = mapped_column(ForeignKey("consults.id"))
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id"))
+    at: Mapped[datetime] = mapped_column(UTCDateTime)
+    via: Mapped[str] = mapped_column(String(16))  # api, page, live
 
     user: Mapped[User] = relationship()
 

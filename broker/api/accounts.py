@@ -6,7 +6,7 @@ from sqlalchemy import select
 from werkzeug.exceptions import Unauthorized
 
 from broker import accounts
-from broker.api.auth import caller, require_caller
+from broker.api.auth import bearer_token, caller, require_caller
 from broker.api.schemas import (
     DepartmentSchema,
     MemberSchema,
@@ -38,6 +38,16 @@ class Tokens(MethodView):
         if user is None:
             raise Unauthorized("Wrong email or password.")
         return {"token": accounts.issue_token(user)}
+
+
+@tokens.route("/current")
+class CurrentToken(MethodView):
+    @tokens.response(204)
+    @tokens.alt_response(401, description="No valid token")
+    def delete(self):
+        """Revoke the token this request carries (sign out of the API)."""
+        require_caller()
+        accounts.revoke_token(bearer_token())
 
 
 @me.route("")

@@ -14,10 +14,12 @@ from broker.api.schemas import (
     ConsultSchema,
     HandoffOfferSchema,
     NewConsultSchema,
+    ReadSchema,
     ReasonSchema,
     RedirectSchema,
 )
 from broker.consults import actions
+from broker.consults.audit import access_log, record_read
 from broker.consults.queries import (
     ConsultFilter,
     timeline,
@@ -72,8 +74,22 @@ class ConsultDetail(MethodView):
     @blp.response(200, ConsultDetailSchema)
     @blp.alt_response(404, description=ERRORS[404])
     def get(self, consult_id):
-        """The consult with its timeline, oldest event first."""
-        return with_timeline(visible_consult(caller(), consult_id))
+        """The consult with its timeline, oldest event first. The read is audited."""
+        consult = with_timeline(visible_consult(caller(), consult_id))
+        record_read(consult, caller(), "api")
+        return consult
+
+
+@blp.route("/<id:consult_id>/access-log")
+class AccessLog(MethodView):
+    @blp.response(200, ReadSchema(many=True))
+    @blp.alt_response(403, description="Not a chief of its department or admin")
+    @blp.alt_response(404, description=ERRORS[404])
+    @blp.paginate(SelectPage, page_size=100, max_page_size=500)
+    def get(self, consult_id):
+        """Who read the consult's details, and when, newest first (its chiefs, admins)."""
+        consult = visible_consult(caller(), consult_id)
+        return access_log(caller(), consult)
 
 
 ACTIONS = [

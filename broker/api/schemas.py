@@ -263,3 +263,9 @@ class NotificationSchema(Schema):
 
 class NotificationArgs(Input):
     unread = fields.Boolean()
+
+
+class ReadSchema(Schema):
+    user = fields.Nested(UserSchema)
+    at = fields.DateTime()
+    via = fields.String(metadata={"enum": ["api", "page", "live"]})

@@ -22,6 +22,7 @@ from sqlalchemy import case, select
 
 from broker import accounts, clock
 from broker.consults import access, actions, oncall
+from broker.consults.audit import record_read
 from broker.consults.deadlines import Minutes, set_policy
 from broker.consults.errors import DomainError, Invalid, NotFound
 from broker.consults.notifications import inbox, mark_all_read
@@ -315,7 +316,9 @@ def _render_consult(consult: Consult, forms_by_action: dict, status: int = 200):
 @login_required
 def consult_page(consult_id):
     consult = _consult_or_404(consult_id)
-    return _render_consult(consult, action_forms(consult))
+    page = _render_consult(consult, action_forms(consult))
+    record_read(consult, _user(), "page")
+    return page
 
 
 @web.post("/consults/<id:consult_id>/<name>")
