@@ -6,9 +6,18 @@ import os
 from flask import Flask
 from sqlalchemy import event
 from sqlalchemy.engine import Engine
+from werkzeug.middleware.proxy_fix import ProxyFix
 
 from broker.config import Config, normalise_database_url
-from broker.extensions import csrf, db, login_manager, migrate, rest_api, socketio
+from broker.extensions import (
+    csrf,
+    db,
+    limiter,
+    login_manager,
+    migrate,
+    rest_api,
+    socketio,
+)
 from broker.models import render_for_migrations
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -38,6 +47,13 @@ def create_app(overrides: dict | None = None) -> Flask:
     )
     login_manager.init_app(app)
     csrf.init_app(app)
+    app.config.setdefault(
+        "RATELIMIT_STORAGE_URI", app.config["REDIS_URL"] or "memory://"
+    )
+    app.config.setdefault("RATELIMIT_HEADERS_ENABLED", True)
+    limiter.init_app(app)
+    if app.config["TRUSTED_PROXIES"]:
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=app.config["TRUSTED_PROXIES"])
     rest_api.init_app(app)
     socketio.init_app(
         app,

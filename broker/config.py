@@ -39,6 +39,16 @@ class Config:
     # Bearer tokens expire after this many hours (a long shift); DELETE /api/tokens/current revokes.
     TOKEN_LIFETIME_HOURS = int(os.environ.get("TOKEN_LIFETIME_HOURS", "12"))
 
+    # Sign-in attempts allowed per client address, and failed ones per account.
+    SIGN_IN_LIMIT_PER_ADDRESS = os.environ.get(
+        "SIGN_IN_LIMIT_PER_ADDRESS", "30 per minute"
+    )
+    SIGN_IN_FAILURES_PER_ACCOUNT = os.environ.get(
+        "SIGN_IN_FAILURES_PER_ACCOUNT", "10 per 15 minutes"
+    )
+    # Proxies in front of the service whose X-Forwarded-For may be trusted (0: none).
+    TRUSTED_PROXIES = int(os.environ.get("TRUSTED_PROXIES", "0"))
+
     # Werkzeug hash method for passwords: scrypt at its default cost. Tests lower the cost.
     PASSWORD_HASH_METHOD = os.environ.get("PASSWORD_HASH_METHOD", "scrypt")
 

@@ -1,5 +1,7 @@
 """Extension instances, created unbound; create_app() binds them. No logic here."""
 
+from flask_limiter import Limiter
+from flask_limiter.util import get_remote_address
 from flask_login import LoginManager
 from flask_migrate import Migrate
 from flask_smorest import Api
@@ -29,3 +31,4 @@ login_manager = LoginManager()
 rest_api = Api()
 socketio = SocketIO()
 csrf = CSRFProtect()
+limiter = Limiter(key_func=get_remote_address)

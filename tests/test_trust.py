@@ -1,5 +1,6 @@
 """Tokens expire and can be revoked; every read of a consult's details is audited."""
 
+import re
 from datetime import timedelta
 
 from conftest import PASSWORD
@@ -70,3 +71,40 @@ def test_only_its_chiefs_and_admins_see_who_read_a_consult(hospital, new_consult
     assert hospital.patel.get(path).status_code == 403
     assert hospital.lee.get(path).status_code == 404
     assert hospital.outsider.get(path).status_code == 404
+
+
+def attempt(client, email, password):
+    return client.post("/api/tokens", json={"email": email, "password": password})
+
+
+def test_failed_sign_ins_lock_the_account_for_a_while_but_not_others(
+    hospital, app, client
+):
+    app.config["SIGN_IN_FAILURES_PER_ACCOUNT"] = "3 per 15 minutes"
+    for _ in range(3):
+        assert attempt(client, "castillo@h.test", "guess").status_code == 401
+
+    locked = attempt(client, "castillo@h.test", PASSWORD)
+
+    assert locked.status_code == 429
+    assert "token" not in locked.json
+    assert attempt(client, "nguyen@h.test", PASSWORD).status_code == 201
+
+
+def test_successful_sign_ins_do_not_count_against_the_account(hospital, app, client):
+    app.config["SIGN_IN_FAILURES_PER_ACCOUNT"] = "2 per 15 minutes"
+    for _ in range(4):
+        assert attempt(client, "castillo@h.test", PASSWORD).status_code == 201
+
+
+def test_one_address_cannot_try_without_end(hospital, app, client):
+    app.config["SIGN_IN_LIMIT_PER_ADDRESS"] = "5 per minute"
+    answers = [
+        attempt(client, f"nobody{n}@h.test", "guess").status_code for n in range(6)
+    ]
+
+    assert answers == [401] * 5 + [429]
+    page = client.post(
+        "/sign-in", data={"email": "castillo@h.test", "password": PASSWORD}
+    )
+    assert page.status_code == 429

@@ -17,6 +17,7 @@ from broker.api.schemas import (
 from broker.consults import access
 from broker.extensions import db
 from broker.models import Department
+from broker.throttle import sign_in_limits
 
 tokens = Blueprint("tokens", __name__, url_prefix="/api/tokens", description="Sign in")
 me = Blueprint("me", __name__, url_prefix="/api/me", description="The caller")
@@ -29,9 +30,11 @@ departments.before_request(require_caller)
 
 @tokens.route("")
 class Tokens(MethodView):
+    @sign_in_limits
     @tokens.arguments(TokenRequestSchema)
     @tokens.response(201, TokenSchema)
     @tokens.alt_response(401, description="Wrong email or password")
+    @tokens.alt_response(429, description="Too many attempts; try again later")
     def post(self, credentials):
         """Exchange email and password for a bearer token."""
         user = accounts.authenticate(credentials["email"], credentials["password"])

@@ -34,6 +34,7 @@ from broker.consults.queries import (
 )
 from broker.extensions import db
 from broker.models import OPEN_STATUSES, Consult, Department, Status, Urgency, User
+from broker.throttle import sign_in_limits
 from broker.web import forms, web
 
 STATUS_OF = {"NotFound": 404, "NotAllowed": 403, "Conflict": 409, "Invalid": 422}
@@ -99,6 +100,7 @@ def home():
 
 
 @web.route("/sign-in", methods=["GET", "POST"])
+@sign_in_limits
 def sign_in():
     form = forms.SignInForm()
     if form.validate_on_submit():
