@@ -104,7 +104,13 @@ def test_one_address_cannot_try_without_end(hospital, app, client):
     ]
 
     assert answers == [401] * 5 + [429]
+    token = re.search(r'csrf_token"[^>]* value="([^"]+)"', client.get("/sign-in").text)
     page = client.post(
-        "/sign-in", data={"email": "castillo@h.test", "password": PASSWORD}
+        "/sign-in",
+        data={
+            "csrf_token": token.group(1),
+            "email": "castillo@h.test",
+            "password": PASSWORD,
+        },
     )
     assert page.status_code == 429
