@@ -17,12 +17,15 @@ def _failed(response) -> bool:
 
 
 def sign_in_limits(view):
-    """Both limits, read from the config when a request comes in."""
-    view = limiter.limit(
-        lambda: current_app.config["SIGN_IN_LIMIT_PER_ADDRESS"], methods=["POST"]
+    """Both limits, shared by every way of signing in (the API and the page)."""
+    view = limiter.shared_limit(
+        lambda: current_app.config["SIGN_IN_LIMIT_PER_ADDRESS"],
+        scope="sign-in-address",
+        methods=["POST"],
     )(view)
-    return limiter.limit(
+    return limiter.shared_limit(
         lambda: current_app.config["SIGN_IN_FAILURES_PER_ACCOUNT"],
+        scope="sign-in-account",
         key_func=_account,
         deduct_when=_failed,
         methods=["POST"],
