@@ -7,7 +7,7 @@ FLASK  := $(BIN)/flask --app wsgi
 .PHONY: run serve test lint format clean
 
 PORT    ?= 8000
-THREADS ?= 100
+THREADS ?= 500
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -32,7 +32,8 @@ run: $(VENV)/.installed
 ## Run several, each on its own port, behind a sticky proxy (docs/deployment.md).
 serve: $(VENV)/.installed
 	$(FLASK) db upgrade
-	$(BIN)/gunicorn --workers 1 --threads $(THREADS) --bind 127.0.0.1:$(PORT) wsgi:app
+	$(BIN)/gunicorn --workers 1 --threads $(THREADS) --worker-connections $$(( $(THREADS) * 2 )) \
+		--bind 127.0.0.1:$(PORT) wsgi:app
 
 ## test: install the test tools, lint, and run the whole suite
 test: $(VENV)/.installed-dev lint

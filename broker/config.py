@@ -27,6 +27,11 @@ class Config:
     # Optional Redis URL: the Socket.IO message queue shared by several processes.
     REDIS_URL = os.environ.get("REDIS_URL", "")
 
+    # The Redis pub/sub channel of this deployment's live pushes. Redis channels ignore the
+    # database number: two deployments sharing a Redis server must use different channels,
+    # or each would push its consults to the other's clients.
+    SOCKETIO_CHANNEL = os.environ.get("SOCKETIO_CHANNEL", "consult-broker")
+
     # Socket.IO server mode; see docs/deployment.md for why threading.
     SOCKETIO_ASYNC_MODE = os.environ.get("SOCKETIO_ASYNC_MODE", "threading")
 

@@ -9,6 +9,7 @@ import socket
 import subprocess
 import sys
 import time
+import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -21,6 +22,8 @@ from broker.extensions import db
 
 ROOT = Path(__file__).resolve().parent.parent
 POSTGRES_URL = os.environ.get("TEST_DATABASE_URL", "")
+# Every server this run starts pushes on its own Redis channel, apart from any other run.
+os.environ.setdefault("SOCKETIO_CHANNEL", f"broker-test-{uuid.uuid4().hex}")
 ON_POSTGRES = bool(POSTGRES_URL)
 PASSWORD = "correct horse battery"
 
