@@ -76,6 +76,9 @@ class Config:
     SESSION_IDLE_MINUTES = int(os.environ.get("SESSION_IDLE_MINUTES", "15"))
     PERMANENT_SESSION_LIFETIME = 60 * SESSION_IDLE_MINUTES
 
+    # Send the session cookie back only when the session changed: a live refresh in flight
+    # must not put back a cookie that an action's answer has since replaced.
+    SESSION_REFRESH_EACH_REQUEST = False
     SESSION_COOKIE_HTTPONLY = True
     SESSION_COOKIE_SAMESITE = "Lax"
     # Secure cookies need HTTPS: on by default; `make run` on plain http turns it off.

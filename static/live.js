@@ -15,7 +15,6 @@
   // The newest change seen, in the server's time: where a resync starts from.
   let watermark = document.body.dataset.renderedAt || null;
   let lastNotificationId = 0;
-  let connectedBefore = false;
 
   const socket = io({ transports: ["websocket", "polling"] });
 
@@ -51,8 +50,9 @@
   socket.on("connect", () => {
     watched.forEach((id) => socket.emit("watch", { consult_id: id }));
     dispatch("status", { connected: true });
-    if (connectedBefore) resync().catch((error) => console.warn("resync failed", error));
-    connectedBefore = true;
+    // On every connect, the first too: a change made between the page being rendered and
+    // its connection opening would otherwise never be shown.
+    resync().catch((error) => console.warn("resync failed", error));
   });
   socket.on("disconnect", () => dispatch("status", { connected: false }));
   ["consult", "consult_gone", "notification"].forEach((event) =>

@@ -43,6 +43,19 @@
     }
   }
 
+  // Which folded sections (hand off, redirect, ...) are open, by their form's action.
+  function openSections(region) {
+    return Array.from(region.querySelectorAll("details[open] form")).map((f) => f.getAttribute("action"));
+  }
+
+  function reopen(region, actions) {
+    actions.forEach((action) => {
+      const form = region.querySelector('form[action="' + action + '"]');
+      const section = form && form.closest("details");
+      if (section) section.open = true;
+    });
+  }
+
   const pending = new Map();
   function refresh(region) {
     clearTimeout(pending.get(region));
@@ -52,9 +65,11 @@
       if (!response.ok) return;
       const html = await response.text();
       const values = typed(region);
+      const opened = openSections(region);
       const active = document.activeElement;
       const focusedName = region.contains(active) ? active.name : null;
       region.innerHTML = html;
+      reopen(region, opened);
       restore(region, values, focusedName);
       tick();
     }, 120));
@@ -96,7 +111,7 @@
     const minutes = Math.round(Math.abs(ms) / 60000);
     if (minutes < 60) return minutes + " min";
     const hours = Math.floor(minutes / 60);
-    return hours + " h " + (minutes % 60) + " min";
+    return hours + " h" + (minutes % 60 ? " " + (minutes % 60) + " min" : "");
   }
   function tick() {
     const now = Date.now();
