@@ -4,11 +4,16 @@ Rooms: `user:<id>` (personal alerts), `department:<id>` (its queue), `admins`,
 and `consult:<id>` for those watching one consult. A consult change is pushed
 to its department, its requester, the admins and its watchers: exactly those
 who may see it. Pushes follow the commit (the domain's `consults_changed`
-signal), so a rolled-back action never reaches a screen; with REDIS_URL set, the
-message queue carries each push to the clients of every process.
+signal, prepared before the commit, sent after it), so a rolled-back action never
+reaches a screen; with REDIS_URL set, the
+message queue carries each push to the clients of every process. A push that fails
+(Redis or the database gone just then) is logged and dropped: the action is saved
+and answered all the same, and clients catch up by resyncing when they reconnect.
 """
 
-from flask import session
+from functools import wraps
+
+from flask import current_app, session
 from flask_login import current_user
 from flask_socketio import ConnectionRefusedError, join_room, leave_room
 from sqlalchemy import select
@@ -18,7 +23,7 @@ from broker import accounts
 from broker.api.schemas import ConsultSchema, NotificationSchema
 from broker.consults import access
 from broker.consults.audit import record_read
-from broker.consults.changes import consults_changed, notifications_created
+from broker.consults.changes import Changes, committing
 from broker.consults.errors import NotFound
 from broker.consults.queries import visible_consult
 from broker.extensions import db, socketio
@@ -106,47 +111,68 @@ def rooms_for_consult(consult: Consult) -> list[str]:
     ]
 
 
-@consults_changed.connect
-def push_consults(sender, consult_ids, departures):
-    """After a commit: push each changed consult to the rooms that may see it.
+def guarded(push):
+    """A push runs after the commit: its failure must not turn a saved action into an error."""
 
-    A consult redirected away from a department is announced there as gone (no
-    patient data), and its watchers' room is closed: they re-watch if they still
-    may see it.
+    @wraps(push)
+    def run() -> None:
+        try:
+            push()
+        except Exception:
+            current_app.logger.exception(
+                "Live push failed; the change is saved, clients resync"
+            )
+
+    return run
+
+
+@committing.connect
+def prepare_pushes(session: Session, changes: Changes):
+    """Before the commit, with the committing session: build every payload and its rooms.
+
+    After the commit nothing is read: the prepared pushes are only sent. (Reading
+    then would need a second connection while the first is still held, and under
+    load the pool runs dry.)
     """
-    # The committing session may not query now; read the committed rows afresh.
-    with Session(db.engine) as reader:
-        consults = reader.scalars(
+    pushes: list[tuple[str, dict | None, str | list[str]]] = []
+    if changes.consult_ids:
+        consults = session.scalars(
             select(Consult)
-            .where(Consult.id.in_(consult_ids))
+            .where(Consult.id.in_(changes.consult_ids))
             .options(
                 selectinload(Consult.department),
                 selectinload(Consult.requester),
                 selectinload(Consult.owner),
                 selectinload(Consult.handoff_to),
             )
+            .execution_options(populate_existing=True)
         )
         for consult in consults:
-            if consult.id in departures:
-                socketio.emit(
-                    "consult_gone",
-                    {"id": consult.id},
-                    to=department_room(departures[consult.id]),
-                )
-                socketio.close_room(consult_room(consult.id))
-            socketio.emit(
-                "consult", consult_schema.dump(consult), to=rooms_for_consult(consult)
+            if consult.id in changes.departures:
+                old_room = department_room(changes.departures[consult.id])
+                pushes.append(("consult_gone", {"id": consult.id}, old_room))
+                pushes.append(("close_room", None, consult_room(consult.id)))
+            pushes.append(
+                ("consult", consult_schema.dump(consult), rooms_for_consult(consult))
             )
-
-
-@notifications_created.connect
-def push_notifications(sender, notification_ids):
-    with Session(db.engine) as reader:
-        for notification in reader.scalars(
-            select(Notification).where(Notification.id.in_(notification_ids))
+    if changes.notification_ids:
+        for notification in session.scalars(
+            select(Notification).where(Notification.id.in_(changes.notification_ids))
         ):
-            socketio.emit(
-                "notification",
-                notification_schema.dump(notification),
-                to=user_room(notification.user_id),
+            pushes.append(
+                (
+                    "notification",
+                    notification_schema.dump(notification),
+                    user_room(notification.user_id),
+                )
             )
+
+    @guarded
+    def send() -> None:
+        for event_name, payload, to in pushes:
+            if event_name == "close_room":
+                socketio.close_room(to)
+            else:
+                socketio.emit(event_name, payload, to=to)
+
+    return send

@@ -18,9 +18,13 @@
 
   const socket = io({ transports: ["websocket", "polling"] });
 
+  const versions = new Map(); // consult id -> newest version seen
   function dispatch(event, payload) {
-    if (event === "consult" && payload.updated_at > (watermark || "")) {
-      watermark = payload.updated_at;
+    if (event === "consult") {
+      // A resync reaches back a little and may repeat what was already shown.
+      if ((versions.get(payload.id) || 0) >= payload.version) return;
+      versions.set(payload.id, payload.version);
+      if (payload.updated_at > (watermark || "")) watermark = payload.updated_at;
     }
     if (event === "notification") {
       lastNotificationId = Math.max(lastNotificationId, payload.id);

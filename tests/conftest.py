@@ -72,6 +72,8 @@ def app(database_url, tmp_path):
             "SWEEP_INTERVAL_SECONDS": 0,
             "PASSWORD_HASH_METHOD": "scrypt:1024:8:1",  # cheap: tests make many users
             "SESSION_COOKIE_SECURE": False,  # tests speak plain http
+            # Tests move the clock around freely; test_trust.py checks expiry itself.
+            "TOKEN_LIFETIME_HOURS": 24 * 365 * 20,
         }
     )
     with app.app_context():

@@ -13,7 +13,8 @@ def sign_in(client, email):
     return {"Authorization": f"Bearer {response.json['token']}"}
 
 
-def test_a_token_stops_working_when_it_expires(hospital, client):
+def test_a_token_stops_working_when_it_expires(hospital, app, client):
+    app.config["TOKEN_LIFETIME_HOURS"] = 12
     start = clock.now()
     with clock.frozen_at(start):
         headers = sign_in(client, "castillo@h.test")

@@ -156,8 +156,9 @@ class ConsultListArgs(Input):
     department = fields.String()
     updated_since = AwareDateTime(
         metadata={
-            "description": "only consults changed at or after this instant "
-            "(a reconnecting client asks for what it missed)"
+            "description": "consults changed since this instant, reaching back 5 s "
+            "further (a reconnecting client asks for what it missed, and skips "
+            "versions it already has)"
         }
     )
     status = fields.String(validate=validate.OneOf(STATUSES))

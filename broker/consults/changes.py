@@ -1,22 +1,37 @@
-"""'Consult changed' signals, sent only after the change is committed.
+"""What a transaction changed, announced only once it is committed.
 
-The domain marks what it changed; when the transaction commits, the
-`consults_changed` signal carries the ids to whoever listens (live pushes,
-notifications). A rollback drops the marks, so nothing refused or undone is
-ever announced. The domain never imports a transport.
+The domain marks the consults it changed and the notifications it wrote. Just
+before the commit, `committing` asks its listeners to prepare, with the
+committing session, whatever they will announce (a live push builds its
+payloads here, reading nothing afterwards); each returns a function to run once
+the commit has succeeded. A rollback drops the marks and the prepared work, so
+nothing refused or undone is ever announced. The domain never imports a transport.
 """
+
+from dataclasses import dataclass, field
 
 from blinker import Namespace
 from sqlalchemy import event
 from sqlalchemy.orm import Session
 
 signals = Namespace()
-consults_changed = signals.signal("consults-changed")
-notifications_created = signals.signal("notifications-created")
+committing = signals.signal("changes-committing")
 
 _CONSULTS = "broker.changed_consults"
 _DEPARTURES = "broker.consult_departures"
 _NOTIFICATIONS = "broker.created_notifications"
+_AFTER_COMMIT = "broker.after_commit"
+
+
+@dataclass
+class Changes:
+    consult_ids: list[int] = field(default_factory=list)
+    # consult id -> the department it left (a redirect): its members may no longer see it
+    departures: dict[int, int] = field(default_factory=dict)
+    notification_ids: list[int] = field(default_factory=list)
+
+    def __bool__(self) -> bool:
+        return bool(self.consult_ids or self.notification_ids)
 
 
 def mark_changed(session: Session, consult_id: int) -> None:
@@ -24,7 +39,6 @@ def mark_changed(session: Session, consult_id: int) -> None:
 
 
 def mark_departed(session: Session, consult_id: int, department_id: int) -> None:
-    """The consult left this department (a redirect): its members may no longer see it."""
     session.info.setdefault(_DEPARTURES, {})[consult_id] = department_id
 
 
@@ -32,18 +46,31 @@ def mark_notified(session: Session, notification_id: int) -> None:
     session.info.setdefault(_NOTIFICATIONS, set()).add(notification_id)
 
 
+@event.listens_for(Session, "before_commit")
+def _prepare(session: Session) -> None:
+    changes = Changes(
+        consult_ids=sorted(session.info.get(_CONSULTS, ())),
+        departures=dict(session.info.get(_DEPARTURES, {})),
+        notification_ids=sorted(session.info.get(_NOTIFICATIONS, ())),
+    )
+    if changes:
+        prepared = committing.send(session, changes=changes)
+        session.info[_AFTER_COMMIT] = [run for _, run in prepared if run is not None]
+
+
 @event.listens_for(Session, "after_commit")
 def _announce(session: Session) -> None:
-    changed = session.info.pop(_CONSULTS, None)
-    departures = session.info.pop(_DEPARTURES, {})
-    notified = session.info.pop(_NOTIFICATIONS, None)
-    if changed:
-        consults_changed.send(None, consult_ids=sorted(changed), departures=departures)
-    if notified:
-        notifications_created.send(None, notification_ids=sorted(notified))
+    _forget(session)
+    for run in session.info.pop(_AFTER_COMMIT, []):
+        run()
 
 
 @event.listens_for(Session, "after_rollback")
+def _drop(session: Session) -> None:
+    _forget(session)
+    session.info.pop(_AFTER_COMMIT, None)
+
+
 def _forget(session: Session) -> None:
     for key in (_CONSULTS, _DEPARTURES, _NOTIFICATIONS):
         session.info.pop(key, None)

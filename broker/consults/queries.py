@@ -1,7 +1,7 @@
 """Reading consults: one at a time or as a filtered list, always within what the user may see."""
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from sqlalchemy import Select, and_, or_, select
 from sqlalchemy.orm import selectinload
@@ -13,6 +13,11 @@ from broker.extensions import db
 from broker.models import Consult, ConsultEvent, Department, Status, User
 
 NOT_FOUND = "No such consult."
+
+# updated_at is stamped when an action runs, before its commit, so concurrent commits can
+# be pushed out of updated_at order. A resync reaches back this far before the newest
+# updated_at a client has seen; the client skips versions it already has.
+RESYNC_MARGIN = timedelta(seconds=5)
 
 
 def visible_consult(user: User, consult_id: int) -> Consult:
@@ -75,7 +80,7 @@ def visible_consults(user: User, wanted: ConsultFilter) -> Select:
     if wanted.requester_is_me:
         query = query.where(Consult.requester_id == user.id)
     if wanted.updated_since is not None:
-        query = query.where(Consult.updated_at >= wanted.updated_since)
+        query = query.where(Consult.updated_at >= wanted.updated_since - RESYNC_MARGIN)
     if wanted.overdue is True:
         query = query.where(overdue_clause())
     elif wanted.overdue is False:
