@@ -18,6 +18,7 @@ from sqlalchemy import (
     String,
     Text,
     event,
+    text,
 )
 from sqlalchemy.orm import Mapped, Session, mapped_column, relationship
 from sqlalchemy.types import TypeDecorator
@@ -258,6 +259,15 @@ class Consult(db.Model):
         Index("ix_consults_department_status", "department_id", "status"),
         Index("ix_consults_status_answered_at", "status", "answered_at"),
         Index("ix_consults_created_at_department", "created_at", "department_id"),
+        *(
+            Index(
+                f"ix_consults_{rung}",
+                rung,
+                postgresql_where=text(f"{rung} IS NOT NULL"),
+                sqlite_where=text(f"{rung} IS NOT NULL"),
+            )
+            for rung in ("level1_escalation_at", "level2_escalation_at")
+        ),
         # A department's reports read only this index on PostgreSQL (index-only scans).
         Index(
             "ix_consults_department_created_at",
@@ -294,13 +304,10 @@ class Consult(db.Model):
     answer_due_at: Mapped[datetime] = mapped_column(UTCDateTime)
     escalation_level: Mapped[int] = mapped_column(default=0)
     # When the current ladder's rungs fire; each is cleared once it has fired, and
-    # both when the ladder ends. Only what is still to fire sits in their indexes.
-    level1_escalation_at: Mapped[datetime | None] = mapped_column(
-        UTCDateTime, index=True
-    )
-    level2_escalation_at: Mapped[datetime | None] = mapped_column(
-        UTCDateTime, index=True
-    )
+    # both when the ladder ends. Their indexes are partial (NOT NULL): only what is
+    # still to fire sits in them, however long the history.
+    level1_escalation_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    level2_escalation_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     rating: Mapped[int | None]
     rating_comment: Mapped[str | None] = mapped_column(Text)
 
