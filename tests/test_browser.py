@@ -722,3 +722,31 @@ def test_screenshots_of_each_main_page(hospital, open_context, tmp_path):
     phone.goto(f"/consults/{seeded['story']}")
     expect(phone.locator("#answer-button")).to_be_visible()
     shoot(phone, "consult-phone.png")
+
+
+def test_the_chief_sees_the_dashboard_drawn_with_data_and_a_requester_is_refused(
+    hospital, open_context
+):
+    _seed(hospital)
+    chief = sign_in(open_context(), "okafor@h.test")
+
+    response = chief.goto("/departments/radiology/dashboard")
+
+    assert response.status == 200
+    charts = chief.locator("figure svg.chart")
+    expect(charts).to_have_count(4)
+    # Trend, compliance and rating are drawn (the seeded story has no escalation).
+    for n in (0, 1, 3):
+        assert charts.nth(n).locator(".series").count() > 0
+    consults = int(chief.locator(".kpi-value").first.inner_text())
+    assert consults >= 5
+    expect(chief.locator("table.report").first).to_contain_text("Week of")
+    download = chief.locator("#csv-download")
+    assert "format=csv" in download.get_attribute("href")
+    csv = chief.request.get(download.get_attribute("href"))
+    assert csv.ok and csv.text().startswith("group,count,")
+
+    requester = sign_in(open_context(), "patel@h.test")
+    assert requester.goto("/departments/radiology/dashboard").status == 403
+    member = sign_in(open_context(), "castillo@h.test")
+    assert member.goto("/departments/radiology/dashboard").status == 403
