@@ -51,6 +51,8 @@ def create_app(overrides: dict | None = None) -> Flask:
         "RATELIMIT_STORAGE_URI", app.config["REDIS_URL"] or "memory://"
     )
     app.config.setdefault("RATELIMIT_HEADERS_ENABLED", True)
+    # Redis down must not stop anyone signing in: count in memory until it is back.
+    app.config.setdefault("RATELIMIT_IN_MEMORY_FALLBACK_ENABLED", True)
     limiter.init_app(app)
     if app.config["TRUSTED_PROXIES"]:
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=app.config["TRUSTED_PROXIES"])
