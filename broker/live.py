@@ -11,6 +11,7 @@ message queue carries each push to the clients of every process. A push that fai
 and answered all the same, and clients catch up by resyncing when they reconnect.
 """
 
+import threading
 from functools import wraps
 
 from flask import current_app, session
@@ -21,6 +22,7 @@ from sqlalchemy.orm import Session, selectinload
 
 from broker import accounts
 from broker.api.schemas import ConsultSchema, NotificationSchema
+from broker.bulk import among
 from broker.consults import access
 from broker.consults.audit import record_read
 from broker.consults.changes import Changes, committing
@@ -126,19 +128,38 @@ def guarded(push):
     return run
 
 
+# A change set this large (a sweep pass escalating many consults at once) is
+# announced by a background task after the commit: reading and serialising a
+# thousand consults before the commit would hold the sweep's row locks, and the
+# sweeper, for longer than the sweep's own work. A client applies what it is sent
+# by version, so a push that arrives after a later one changes nothing.
+DEFERRED_ABOVE = 50
+_deferred_tasks: list = []
+_deferred_lock = threading.Lock()
+
+
 @committing.connect
 def prepare_pushes(session: Session, changes: Changes):
     """Before the commit, with the committing session: build every payload and its rooms.
 
     After the commit nothing is read: the prepared pushes are only sent. (Reading
     then would need a second connection while the first is still held, and under
-    load the pool runs dry.)
+    load the pool runs dry.) Large change sets are the exception (see above).
     """
+    if len(changes.consult_ids) + len(changes.notification_ids) > DEFERRED_ABOVE:
+        app = current_app._get_current_object()
+        return lambda: _start_deferred(app, changes)
+    pushes = _payloads(session, changes)
+    return guarded(lambda: _send(pushes))
+
+
+def _payloads(session: Session, changes: Changes) -> list:
+    """(event name, payload, rooms) for each changed consult and new notification."""
     pushes: list[tuple[str, dict | None, str | list[str]]] = []
     if changes.consult_ids:
         consults = session.scalars(
             select(Consult)
-            .where(Consult.id.in_(changes.consult_ids))
+            .where(among(session, Consult.id, changes.consult_ids))
             .options(
                 selectinload(Consult.department),
                 selectinload(Consult.requester),
@@ -156,23 +177,41 @@ def prepare_pushes(session: Session, changes: Changes):
                 ("consult", consult_schema.dump(consult), rooms_for_consult(consult))
             )
     if changes.notification_ids:
-        for notification in session.scalars(
-            select(Notification).where(Notification.id.in_(changes.notification_ids))
-        ):
-            pushes.append(
-                (
-                    "notification",
-                    notification_schema.dump(notification),
-                    user_room(notification.user_id),
-                )
+        notifications = session.scalars(
+            select(Notification).where(
+                among(session, Notification.id, changes.notification_ids)
             )
+        )
+        for notification in notifications:
+            payload = notification_schema.dump(notification)
+            pushes.append(("notification", payload, user_room(notification.user_id)))
+    return pushes
 
-    @guarded
-    def send() -> None:
-        for event_name, payload, to in pushes:
-            if event_name == "close_room":
-                socketio.close_room(to)
-            else:
-                socketio.emit(event_name, payload, to=to)
 
-    return send
+def _send(pushes: list) -> None:
+    for event_name, payload, to in pushes:
+        if event_name == "close_room":
+            socketio.close_room(to)
+        else:
+            socketio.emit(event_name, payload, to=to)
+
+
+def _start_deferred(app, changes: Changes) -> None:
+    def push_later() -> None:
+        with app.app_context():
+            try:
+                guarded(lambda: _send(_payloads(db.session, changes)))()
+            finally:
+                db.session.remove()
+
+    with _deferred_lock:
+        _deferred_tasks[:] = [t for t in _deferred_tasks if t.is_alive()]
+        _deferred_tasks.append(socketio.start_background_task(push_later))
+
+
+def wait_for_deferred_pushes(timeout: float = 30.0) -> None:
+    """Block until the background pushes started so far are sent (tests, benchmarks)."""
+    with _deferred_lock:
+        tasks = list(_deferred_tasks)
+    for task in tasks:
+        task.join(timeout)

@@ -31,6 +31,7 @@ from socketio.exceptions import ConnectionError as SocketConnectionError
 from sqlalchemy import update
 
 from broker.extensions import db
+from broker.live import DEFERRED_ABOVE
 from broker.models import Consult
 
 WAIT = 5.0  # seconds: only a limit, so that a missing push fails instead of hanging
@@ -759,6 +760,63 @@ def test_a_resync_from_the_last_push_seen_misses_no_change_made_concurrently(
             f"dropped after push {dropped_after} (updated_at {cursor}): "
             f"resync misses consults {missed}"
         )
+
+
+# --- the sweep inside the service --------------------------------------------------
+
+
+@pytest.fixture
+def sweeping_server(database_url, tmp_path):
+    """A server process whose sweeper runs every second, on the real clock."""
+    server = start_server(
+        database_url, tmp_path / "sweeping.log", {"SWEEP_INTERVAL_SECONDS": "1"}
+    )
+    yield server
+    stop_server(server)
+
+
+@pytest.mark.parametrize(
+    "how_many",
+    [3, DEFERRED_ABOVE + 10],
+    ids=["a few, pushed as the pass commits", "many, pushed by a background task"],
+)
+def test_the_services_sweep_pushes_every_escalation_and_alert(
+    app, hospital, sweeping_server, screens, how_many
+):
+    h = hospital
+    api = Http(sweeping_server.url)
+    ids = [api.new_consult(h.patel, urgency="routine")["id"] for _ in range(how_many)]
+    nguyen, patel = (
+        screens(sweeping_server.url, h.nguyen),
+        screens(sweeping_server.url, h.patel),
+    )
+    cardiology = screens(sweeping_server.url, h.lee)
+    # Their claim deadline passed a minute ago: the next pass escalates them all.
+    past = datetime.now(UTC) - timedelta(minutes=1)
+    with app.app_context():
+        db.session.execute(
+            update(Consult)
+            .where(Consult.id.in_(ids))
+            .values(claim_due_at=past, level1_escalation_at=past)
+        )
+        db.session.commit()
+
+    for consult_id in ids:
+        # No one is on call in radiology: level 1 alerts every member.
+        nguyen.wait_for(consult_event(consult_id, escalation_level=1, overdue=True))
+        alert = nguyen.wait_for(
+            lambda r, c=consult_id: (
+                r.event == "notification" and r.data["consult_id"] == c
+            )
+        ).data
+        assert alert["kind"] == "escalated"
+        patel.wait_for(consult_event(consult_id, escalation_level=1))
+    inbox = api.get(h.nguyen, "/api/notifications", {"page_size": 200})
+    assert {n["consult_id"] for n in inbox if n["kind"] == "escalated"} == set(ids)
+    # The requester is told of the change, not alerted; the other department hears nothing.
+    assert not [r for r in patel.events() if r.event == "notification"]
+    assert cardiology.events() == []
+    assert "Traceback" not in sweeping_server.log()
 
 
 # --- several processes ---------------------------------------------------------------

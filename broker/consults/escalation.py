@@ -11,9 +11,10 @@ proportion to what is due, not to what is open.
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from sqlalchemy import case, insert, select, update
+from sqlalchemy import case, select, update
 
 from broker import clock
+from broker.bulk import insert_rows
 from broker.consults.changes import mark_changed
 from broker.consults.notifications import alert, notices_for
 from broker.consults.oncall import Coverage, coverage_at
@@ -28,6 +29,7 @@ from broker.models import (
 )
 
 consults = Consult.__table__
+events_table = ConsultEvent.__table__
 
 
 @dataclass
@@ -153,7 +155,7 @@ def _fire_rung(level: int, at: datetime, recipients: _Recipients) -> list:
             message,
         )
         mark_changed(db.session, row.id)
-    db.session.execute(insert(ConsultEvent), events)
+    insert_rows(db.session, events_table, events)
     alert(notices)
     return [(row.id, level) for row in rows]
 
@@ -179,8 +181,9 @@ def _auto_close(answered_before: datetime, at: datetime) -> list[int]:
     ).all()
     if not rows:
         return []
-    db.session.execute(
-        insert(ConsultEvent),
+    insert_rows(
+        db.session,
+        events_table,
         [
             {
                 "consult_id": row.id,

@@ -4,9 +4,10 @@ Messages are written by the system and name the consult by number and
 department only: never the patient reference or the question.
 """
 
-from sqlalchemy import insert, select, update
+from sqlalchemy import select, update
 
 from broker import clock
+from broker.bulk import insert_rows
 from broker.consults.changes import mark_notified
 from broker.consults.errors import NotFound
 from broker.consults.transactions import transaction
@@ -25,8 +26,9 @@ def alert(notices: list[dict]) -> None:
         return
     at = clock.now()
     rows = [{**n, "message": n["message"][:300], "created_at": at} for n in notices]
-    for notification_id in db.session.scalars(
-        insert(Notification).returning(Notification.id), rows
+    table = Notification.__table__
+    for (notification_id,) in insert_rows(
+        db.session, table, rows, returning=[table.c.id]
     ):
         mark_notified(db.session, notification_id)
 
