@@ -25,7 +25,10 @@ class Base(DeclarativeBase):
     metadata = MetaData(naming_convention=NAMING_CONVENTION)
 
 
-db = SQLAlchemy(model_class=Base)
+# A session lives for one request (or one sweep pass, one command): after its
+# commit the response is built from what the action just wrote, without reading
+# it all back. Every action re-reads what it acts on, under the version check.
+db = SQLAlchemy(model_class=Base, session_options={"expire_on_commit": False})
 migrate = Migrate()
 login_manager = LoginManager()
 rest_api = Api()

@@ -18,7 +18,7 @@ from flask import current_app, session
 from flask_login import current_user
 from flask_socketio import ConnectionRefusedError, join_room, leave_room
 from sqlalchemy import select
-from sqlalchemy.orm import Session, selectinload
+from sqlalchemy.orm import Session, joinedload
 
 from broker import accounts
 from broker.api.schemas import ConsultSchema, NotificationSchema
@@ -161,10 +161,10 @@ def _payloads(session: Session, changes: Changes) -> list:
             select(Consult)
             .where(among(session, Consult.id, changes.consult_ids))
             .options(
-                selectinload(Consult.department),
-                selectinload(Consult.requester),
-                selectinload(Consult.owner),
-                selectinload(Consult.handoff_to),
+                joinedload(Consult.department),
+                joinedload(Consult.requester),
+                joinedload(Consult.owner),
+                joinedload(Consult.handoff_to),
             )
             .execution_options(populate_existing=True)
         )
@@ -206,7 +206,9 @@ def _start_deferred(app, changes: Changes) -> None:
 
     with _deferred_lock:
         _deferred_tasks[:] = [t for t in _deferred_tasks if t.is_alive()]
-        _deferred_tasks.append(socketio.start_background_task(push_later))
+        task = threading.Thread(target=push_later, name="deferred-pushes", daemon=True)
+        task.start()
+        _deferred_tasks.append(task)
 
 
 def wait_for_deferred_pushes(timeout: float = 30.0) -> None:
