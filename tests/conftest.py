@@ -210,20 +210,20 @@ class RunningServer:
         return self.log_path.read_text(errors="replace")
 
 
-@pytest.fixture
-def live_server_process(app, database_url, tmp_path):
-    """The broker served by a real process (`flask run`, threaded) on the test database.
+def start_server(database_url: str, log_path: Path, **extra_env) -> RunningServer:
+    """The broker served by a real process (`flask run`, threaded) on that database.
 
-    Its stdout and stderr (access log, app log) go to a file the test can read.
+    Its stdout and stderr (access log, app log) go to `log_path`. The sweep is
+    off unless `SWEEP_INTERVAL_SECONDS` is given in `extra_env`.
     """
     port = free_port()
-    log_path = tmp_path / "server.log"
     env = {
         **os.environ,
         "DATABASE_URL": database_url,
         "SECRET_KEY": "test",
         "SWEEP_INTERVAL_SECONDS": "0",
         "SESSION_COOKIE_SECURE": "false",
+        **extra_env,
     }
     with open(log_path, "wb") as log:
         process = subprocess.Popen(
@@ -231,18 +231,31 @@ def live_server_process(app, database_url, tmp_path):
              "--host", "127.0.0.1", "--port", str(port), "--with-threads"],
             cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
         )  # fmt: skip
-    url = f"http://127.0.0.1:{port}"
+    server = RunningServer(f"http://127.0.0.1:{port}", log_path, process)
     deadline = time.monotonic() + 30
     while True:
         try:
-            requests.get(url + "/api/openapi.json", timeout=1)
-            break
+            requests.get(server.url + "/api/openapi.json", timeout=1)
+            return server
         except requests.ConnectionError as error:
             if process.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(
-                    f"server did not start:\n{log_path.read_text()}"
-                ) from error
+                stop_server(server)
+                raise RuntimeError(f"server did not start:\n{server.log()}") from error
             time.sleep(0.1)
-    yield RunningServer(url, log_path, process)
-    process.terminate()
-    process.wait(timeout=10)
+
+
+def stop_server(server: RunningServer) -> None:
+    server.process.terminate()
+    try:
+        server.process.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        server.process.kill()
+        server.process.wait(timeout=10)
+
+
+@pytest.fixture
+def live_server_process(app, database_url, tmp_path):
+    """The broker served by a real process on the test database (see start_server)."""
+    server = start_server(database_url, tmp_path / "server.log")
+    yield server
+    stop_server(server)

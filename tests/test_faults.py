@@ -30,7 +30,15 @@ import pytest
 import redis
 import requests
 import socketio
-from conftest import NEW_CONSULT, PASSWORD, ROOT, RunningServer, free_port
+from conftest import (
+    NEW_CONSULT,
+    PASSWORD,
+    ROOT,
+    RunningServer,
+    free_port,
+    start_server,
+    stop_server,
+)
 
 from broker import accounts, create_app
 from broker.api.errors import DATABASE_UNAVAILABLE, SAVED_THEN_UNAVAILABLE
@@ -277,45 +285,6 @@ def seed(database_url: str, requesters: int, consultants: int) -> dict:
         db.session.remove()
         db.engine.dispose()
     return people
-
-
-def start_server(database_url: str, log_path: Path, **extra_env) -> RunningServer:
-    """A real server process, as conftest's `live_server_process` starts one."""
-    port = free_port()
-    env = {
-        **os.environ,
-        "DATABASE_URL": database_url,
-        "SECRET_KEY": "test",
-        "SWEEP_INTERVAL_SECONDS": "0",
-        "SESSION_COOKIE_SECURE": "false",
-        **extra_env,
-    }
-    with open(log_path, "wb") as log:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "flask", "--app", "wsgi", "run",
-             "--host", "127.0.0.1", "--port", str(port), "--with-threads"],
-            cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
-        )  # fmt: skip
-    server = RunningServer(f"http://127.0.0.1:{port}", log_path, process)
-    deadline = time.monotonic() + 30
-    while True:
-        try:
-            requests.get(server.url + "/api/openapi.json", timeout=1)
-            return server
-        except requests.ConnectionError as error:
-            if process.poll() is not None or time.monotonic() > deadline:
-                stop_server(server)
-                raise RuntimeError(f"server did not start:\n{server.log()}") from error
-            time.sleep(0.1)
-
-
-def stop_server(server: RunningServer) -> None:
-    server.process.terminate()
-    try:
-        server.process.wait(timeout=10)
-    except subprocess.TimeoutExpired:
-        server.process.kill()
-        server.process.wait(timeout=10)
 
 
 @pytest.fixture

@@ -13,20 +13,23 @@ receives the pushes in the order of the commits).
 import json
 import os
 import re
-import subprocess
-import sys
 import threading
 import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
 import pytest
 import requests
 import socketio
-from conftest import NEW_CONSULT, PASSWORD, ROOT, RunningServer, free_port
+from conftest import (
+    NEW_CONSULT,
+    PASSWORD,
+    RunningServer,
+    start_server,
+    stop_server,
+)
 from socketio.exceptions import ConnectionError as SocketConnectionError
 from sqlalchemy import update
 
@@ -769,7 +772,7 @@ def test_a_resync_from_the_last_push_seen_misses_no_change_made_concurrently(
 def sweeping_server(database_url, tmp_path):
     """A server process whose sweeper runs every second, on the real clock."""
     server = start_server(
-        database_url, tmp_path / "sweeping.log", {"SWEEP_INTERVAL_SECONDS": "1"}
+        database_url, tmp_path / "sweeping.log", SWEEP_INTERVAL_SECONDS="1"
     )
     yield server
     stop_server(server)
@@ -822,45 +825,6 @@ def test_the_services_sweep_pushes_every_escalation_and_alert(
 # --- several processes ---------------------------------------------------------------
 
 
-def start_server(database_url: str, log_path: Path, extra_env: dict) -> RunningServer:
-    """Another real server process on the test database, like `live_server_process`."""
-    port = free_port()
-    env = {
-        **os.environ,
-        "DATABASE_URL": database_url,
-        "SECRET_KEY": "test",
-        "SWEEP_INTERVAL_SECONDS": "0",
-        "SESSION_COOKIE_SECURE": "false",
-        **extra_env,
-    }
-    with open(log_path, "wb") as log:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "flask", "--app", "wsgi", "run",
-             "--host", "127.0.0.1", "--port", str(port), "--with-threads"],
-            cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
-        )  # fmt: skip
-    server = RunningServer(f"http://127.0.0.1:{port}", log_path, process)
-    deadline = time.monotonic() + 30
-    while True:
-        try:
-            requests.get(server.url + "/api/openapi.json", timeout=1)
-            return server
-        except requests.ConnectionError as error:
-            if process.poll() is not None or time.monotonic() > deadline:
-                stop_server(server)
-                raise RuntimeError(f"server did not start:\n{server.log()}") from error
-            time.sleep(0.1)
-
-
-def stop_server(server: RunningServer) -> None:
-    server.process.terminate()
-    try:
-        server.process.wait(timeout=10)
-    except subprocess.TimeoutExpired:
-        server.process.kill()
-        server.process.wait(timeout=10)
-
-
 @dataclass
 class RedisPair:
     first: RunningServer
@@ -880,7 +844,7 @@ def redis_servers(app, database_url, tmp_path):
     servers = []
     try:
         for n in (1, 2):
-            servers.append(start_server(database_url, tmp_path / f"s{n}.log", env))
+            servers.append(start_server(database_url, tmp_path / f"s{n}.log", **env))
         yield RedisPair(*servers, channel)
     finally:
         for server in servers:
