@@ -37,6 +37,9 @@ class Config:
 
     # Seconds between deadline sweeps inside the running service (0 turns it off).
     SWEEP_INTERVAL_SECONDS = int(os.environ.get("SWEEP_INTERVAL_SECONDS", "30"))
+    # Pages re-read what changed this often even while connected (0: never): a push
+    # lost without the socket dropping (a server that lost Redis) is caught up.
+    LIVE_RESYNC_SECONDS = int(os.environ.get("LIVE_RESYNC_SECONDS", "60"))
 
     # Hours after an answer with no follow-up before the system closes a consult.
     AUTO_CLOSE_HOURS = int(os.environ.get("AUTO_CLOSE_HOURS", "72"))

@@ -5,7 +5,8 @@
  * as the API shows it (without its timeline); `consult_gone` says one left the
  * department's queue; `notification` is a personal alert. After a reconnect it asks
  * the API for whatever changed while it was away (`updated_since`) and replays it to
- * the same listeners, so nothing shown is left stale.
+ * the same listeners, so nothing shown is left stale; it does the same every
+ * `data-resync-seconds` (LIVE_RESYNC_SECONDS) while connected.
  */
 (function () {
   "use strict";
@@ -59,6 +60,17 @@
     resync().catch((error) => console.warn("resync failed", error));
   });
   socket.on("disconnect", () => dispatch("status", { connected: false }));
+
+  // A push can be lost while the socket stays up (its server lost Redis for a while):
+  // now and then, a connected page quietly asks what changed too.
+  const resyncSeconds = Number(document.body.dataset.resyncSeconds || 0);
+  if (resyncSeconds > 0) {
+    setInterval(() => {
+      if (socket.connected && !document.hidden) {
+        resync().catch((error) => console.warn("resync failed", error));
+      }
+    }, resyncSeconds * 1000);
+  }
   ["consult", "consult_gone", "notification"].forEach((event) =>
     socket.on(event, (payload) => dispatch(event, payload))
   );

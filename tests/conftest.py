@@ -254,8 +254,14 @@ def stop_server(server: RunningServer) -> None:
 
 
 @pytest.fixture
-def live_server_process(app, database_url, tmp_path):
+def server_env() -> dict:
+    """Settings for `live_server_process`; a test parametrizes it to change them."""
+    return {}
+
+
+@pytest.fixture
+def live_server_process(app, database_url, tmp_path, server_env):
     """The broker served by a real process on the test database (see start_server)."""
-    server = start_server(database_url, tmp_path / "server.log")
+    server = start_server(database_url, tmp_path / "server.log", **server_env)
     yield server
     stop_server(server)

@@ -464,6 +464,28 @@ def test_a_change_made_while_the_page_connects_is_not_missed(
     expect(page.locator("#owner")).to_have_text("Dr Castillo", timeout=LIVE)
 
 
+@pytest.mark.parametrize("server_env", [{"LIVE_RESYNC_SECONDS": "1"}])
+def test_a_push_lost_while_connected_is_caught_up_by_the_periodic_resync(
+    hospital, new_consult, open_context, server_env
+):
+    """A claim made in another process with no shared Redis reaches no socket: the
+    page, still connected, must find it by asking what changed."""
+    consult = new_consult()
+    page = live(sign_in(open_context(), "patel@h.test"))
+    page.goto(f"/consults/{consult['id']}")
+    live(page)
+    # Settled: the catch-up made on connecting (and any re-render it led to) is over.
+    page.wait_for_load_state("networkidle")
+    expect(page.locator("#owner")).to_have_text("No owner yet")
+
+    claimed = hospital.castillo.post(f"/api/consults/{consult['id']}/claim")
+    assert claimed.status_code == 200, claimed.json
+
+    expect(page.locator("#owner")).to_have_text("Dr Castillo", timeout=4 * LIVE)
+    assert page.evaluate("() => BrokerLive.socket.connected")
+    assert_not_reloaded(page)
+
+
 def page_width(page: Page) -> int:
     return page.evaluate("() => document.documentElement.scrollWidth")
 

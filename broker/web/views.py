@@ -85,6 +85,7 @@ def page_context():
         "chief_of": {m.department.slug for m in user.memberships if m.is_chief},
         "unread_notifications": unread,
         "rendered_at": clock.now().isoformat(),
+        "resync_seconds": current_app.config["LIVE_RESYNC_SECONDS"],
     }
 
 
