@@ -2,7 +2,7 @@
 
 from flask import Flask
 from flask_smorest import Api
-from werkzeug.routing import IntegerConverter
+from werkzeug.routing import IntegerConverter, UnicodeConverter, ValidationError
 
 from broker.extensions import csrf
 
@@ -14,8 +14,22 @@ class IdConverter(IntegerConverter):
         super().__init__(map, min=1, max=2**31 - 1)
 
 
+class SlugConverter(UnicodeConverter):
+    """`<slug:...>` in a URL: a department's slug. One that no database can hold is simply
+    not found: longer than the column, or with a NUL (PostgreSQL cannot even compare it)."""
+
+    def __init__(self, map):
+        super().__init__(map, minlength=1, maxlength=64)
+
+    def to_python(self, value: str) -> str:
+        if "\x00" in value:
+            raise ValidationError()
+        return value
+
+
 def register_api(app: Flask, api: Api) -> None:
     app.url_map.converters["id"] = IdConverter
+    app.url_map.converters["slug"] = SlugConverter
     from broker.api.accounts import departments, me, tokens
     from broker.api.consults import blp as consults
     from broker.api.coverage import coverage, notifications

@@ -1,12 +1,12 @@
 """Tokens, the caller, departments."""
 
 from flask.views import MethodView
-from flask_smorest import Blueprint
 from sqlalchemy import select
 from werkzeug.exceptions import Unauthorized
 
 from broker import accounts
 from broker.api.auth import bearer_token, caller, require_caller
+from broker.api.blueprint import ApiBlueprint
 from broker.api.schemas import (
     DepartmentSchema,
     MemberSchema,
@@ -19,13 +19,17 @@ from broker.extensions import db
 from broker.models import Department
 from broker.throttle import sign_in_limits
 
-tokens = Blueprint("tokens", __name__, url_prefix="/api/tokens", description="Sign in")
-me = Blueprint("me", __name__, url_prefix="/api/me", description="The caller")
-departments = Blueprint(
+tokens = ApiBlueprint(
+    "tokens",
+    __name__,
+    url_prefix="/api/tokens",
+    description="Sign in",
+    signed_in=False,
+)
+me = ApiBlueprint("me", __name__, url_prefix="/api/me", description="The caller")
+departments = ApiBlueprint(
     "departments", __name__, url_prefix="/api/departments", description="Departments"
 )
-me.before_request(require_caller)
-departments.before_request(require_caller)
 
 
 @tokens.route("")
@@ -33,8 +37,8 @@ class Tokens(MethodView):
     @sign_in_limits
     @tokens.arguments(TokenRequestSchema)
     @tokens.response(201, TokenSchema)
-    @tokens.alt_response(401, description="Wrong email or password")
-    @tokens.alt_response(429, description="Too many attempts; try again later")
+    @tokens.refuses(401, 429, descriptions={401: "Wrong email or password"})
+    @tokens.doc(security=[])
     def post(self, credentials):
         """Exchange email and password for a bearer token."""
         user = accounts.authenticate(credentials["email"], credentials["password"])
@@ -46,7 +50,7 @@ class Tokens(MethodView):
 @tokens.route("/current")
 class CurrentToken(MethodView):
     @tokens.response(204)
-    @tokens.alt_response(401, description="No valid token")
+    @tokens.refuses(401)
     def delete(self):
         """Revoke the token this request carries (sign out of the API)."""
         require_caller()
@@ -86,9 +90,10 @@ class Departments(MethodView):
         return db.session.scalars(select(Department).order_by(Department.name))
 
 
-@departments.route("/<slug>/members")
+@departments.route("/<slug:slug>/members")
 class Members(MethodView):
     @departments.response(200, MemberSchema(many=True))
+    @departments.refuses(404)
     def get(self, slug):
         """The department's members (to hand off to, or assign)."""
         department = accounts.department_by_slug(slug)

@@ -1,9 +1,9 @@
 """The consult endpoints. Each view parses, calls one domain function, and shapes the result."""
 
 from flask.views import MethodView
-from flask_smorest import Blueprint
 
-from broker.api.auth import caller, require_caller
+from broker.api.auth import caller
+from broker.api.blueprint import ApiBlueprint
 from broker.api.pagination import SelectPage
 from broker.api.schemas import (
     AssignSchema,
@@ -27,16 +27,11 @@ from broker.consults.queries import (
     visible_consults,
 )
 
-blp = Blueprint(
+blp = ApiBlueprint(
     "consults", __name__, url_prefix="/api/consults", description="Consults"
 )
-blp.before_request(require_caller)
 
-ERRORS = {
-    403: "Signed in, but not allowed to do this",
-    404: "No such consult, or not visible to you",
-    409: "The consult's state does not allow this",
-}
+NO_SUCH_CONSULT = {404: "No such consult, or not visible to you"}
 
 
 def with_timeline(consult):
@@ -72,7 +67,7 @@ class Consults(MethodView):
 @blp.route("/<id:consult_id>")
 class ConsultDetail(MethodView):
     @blp.response(200, ConsultDetailSchema)
-    @blp.alt_response(404, description=ERRORS[404])
+    @blp.refuses(404, descriptions=NO_SUCH_CONSULT)
     def get(self, consult_id):
         """The consult with its timeline, oldest event first. The read is audited."""
         consult = with_timeline(visible_consult(caller(), consult_id))
@@ -83,9 +78,15 @@ class ConsultDetail(MethodView):
 @blp.route("/<id:consult_id>/access-log")
 class AccessLog(MethodView):
     @blp.response(200, ReadSchema(many=True))
-    @blp.alt_response(403, description="Not a chief of its department or admin")
-    @blp.alt_response(404, description=ERRORS[404])
     @blp.paginate(SelectPage, page_size=100, max_page_size=500)
+    @blp.refuses(
+        403,
+        404,
+        descriptions={
+            **NO_SUCH_CONSULT,
+            403: "Not a chief of its department, nor an admin",
+        },
+    )
     def get(self, consult_id):
         """Who read the consult's details, and when, newest first (its chiefs, admins)."""
         consult = visible_consult(caller(), consult_id)
@@ -124,9 +125,8 @@ def register_action(path: str, do, schema) -> None:
             return act(consult_id)
 
     view.__doc__ = do.__doc__
+    view = blp.refuses(403, 404, 409, descriptions=NO_SUCH_CONSULT)(view)
     view = blp.response(200, ConsultDetailSchema)(view)
-    for code, description in ERRORS.items():
-        view = blp.alt_response(code, description=description)(view)
     if schema:
         view = blp.arguments(schema)(view)
     endpoint = "consult_" + path.replace("/", "_")

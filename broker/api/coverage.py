@@ -1,10 +1,10 @@
 """A department's deadline policy and on-call schedule; the caller's notification inbox."""
 
 from flask.views import MethodView
-from flask_smorest import Blueprint
 
 from broker import accounts, clock
-from broker.api.auth import caller, require_caller
+from broker.api.auth import caller
+from broker.api.blueprint import ApiBlueprint
 from broker.api.pagination import SelectPage
 from broker.api.schemas import (
     DepartmentSchema,
@@ -19,27 +19,26 @@ from broker.consults import oncall
 from broker.consults.deadlines import Minutes, set_policy
 from broker.consults.notifications import inbox, mark_all_read, mark_read
 
-coverage = Blueprint(
+coverage = ApiBlueprint(
     "coverage",
     __name__,
     url_prefix="/api/departments",
     description="Deadline policy and on-call coverage",
 )
-notifications = Blueprint(
+notifications = ApiBlueprint(
     "notifications",
     __name__,
     url_prefix="/api/notifications",
     description="The caller's personal alerts",
 )
-coverage.before_request(require_caller)
-notifications.before_request(require_caller)
+NOT_A_MANAGER = {403: "Not a chief of this department, nor an admin"}
 
 
-@coverage.route("/<slug>/policy")
+@coverage.route("/<slug:slug>/policy")
 class Policy(MethodView):
     @coverage.arguments(PolicyUpdateSchema)
     @coverage.response(200, DepartmentSchema)
-    @coverage.alt_response(403, description="Not a chief of this department or admin")
+    @coverage.refuses(403, 404, descriptions=NOT_A_MANAGER)
     def put(self, data, slug):
         """Set the minutes to claim, answer and answer a follow-up, per urgency (chief, admin).
 
@@ -56,9 +55,10 @@ class Policy(MethodView):
         return department
 
 
-@coverage.route("/<slug>/oncall")
+@coverage.route("/<slug:slug>/oncall")
 class OnCall(MethodView):
     @coverage.response(200, OnCallSchema)
+    @coverage.refuses(404)
     def get(self, slug):
         """Who covers the department now: the primary and the backup(s) on shift."""
         department = accounts.department_by_slug(slug)
@@ -72,11 +72,12 @@ class OnCall(MethodView):
         }
 
 
-@coverage.route("/<slug>/shifts")
+@coverage.route("/<slug:slug>/shifts")
 class Shifts(MethodView):
     @coverage.arguments(ShiftRangeArgs, location="query")
     @coverage.response(200, ShiftSchema(many=True))
     @coverage.paginate(SelectPage, page_size=100, max_page_size=500)
+    @coverage.refuses(403, 404, descriptions={403: "Not a member of this department"})
     def get(self, args, slug):
         """The schedule: shifts overlapping [from, to); by default those not yet over (members)."""
         department = accounts.department_by_slug(slug)
@@ -85,7 +86,12 @@ class Shifts(MethodView):
 
     @coverage.arguments(ShiftSchema)
     @coverage.response(201, ShiftSchema)
-    @coverage.alt_response(409, description="Overlaps another primary shift")
+    @coverage.refuses(
+        403,
+        404,
+        409,
+        descriptions={**NOT_A_MANAGER, 409: "Overlaps another primary shift"},
+    )
     def post(self, data, slug):
         """Schedule a shift for a member (chief, admin)."""
         department = accounts.department_by_slug(slug)
@@ -99,9 +105,10 @@ class Shifts(MethodView):
         )
 
 
-@coverage.route("/<slug>/shifts/<id:shift_id>")
+@coverage.route("/<slug:slug>/shifts/<id:shift_id>")
 class ShiftDetail(MethodView):
     @coverage.response(204)
+    @coverage.refuses(403, 404, descriptions=NOT_A_MANAGER)
     def delete(self, slug, shift_id):
         """Remove a shift (chief, admin)."""
         oncall.remove_shift(caller(), accounts.department_by_slug(slug), shift_id)
@@ -120,6 +127,7 @@ class Inbox(MethodView):
 @notifications.route("/<id:notification_id>/read")
 class MarkRead(MethodView):
     @notifications.response(200, NotificationSchema)
+    @notifications.refuses(404)
     def post(self, notification_id):
         """Mark one notification read."""
         return mark_read(caller(), notification_id)

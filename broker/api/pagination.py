@@ -9,9 +9,11 @@ from broker.extensions import db
 class SelectPage(Page):
     @property
     def items(self):
-        query = self.collection.offset(self.page_params.first_item).limit(
-            self.page_params.page_size
-        )
+        """The page's rows; none past the last page (whose offset a database may not take)."""
+        first = self.page_params.first_item
+        if first >= self.page_params.item_count:
+            return []
+        query = self.collection.offset(first).limit(self.page_params.page_size)
         return list(db.session.scalars(query))
 
     @property

@@ -5,29 +5,25 @@ from datetime import UTC, timedelta
 
 from flask import Response
 from flask.views import MethodView
-from flask_smorest import Blueprint
 from marshmallow import Schema, fields, validate
 
 from broker import clock, reports
-from broker.api.auth import caller, require_caller
+from broker.api.auth import caller
+from broker.api.blueprint import ApiBlueprint
 from broker.api.schemas import URGENCIES, AwareDateTime, Input, UserSchema
 
 DEFAULT_DAYS = 30
 
-blp = Blueprint(
+blp = ApiBlueprint(
     "reports",
     __name__,
     url_prefix="/api/reports",
     description="Reports for chiefs (their departments) and admins (all departments)",
 )
-blp.before_request(require_caller)
-
-
-def documented_refusals(view):
-    """403 for those who may not see the report; 422 (bad input) comes with the arguments."""
-    return blp.alt_response(
-        403, description="Not a chief of the department, nor an admin"
-    )(view)
+# Every report refuses those who may not read it; bad input (422) comes with the arguments.
+not_a_chief = blp.refuses(
+    403, descriptions={403: "Not a chief of the department, nor an admin"}
+)
 
 
 class PeriodArgs(Input):
@@ -161,7 +157,7 @@ class Turnaround(MethodView):
             }
         }
     )
-    @documented_refusals
+    @not_a_chief
     def get(self, args):
         """Turnaround per department, consultant, urgency or week of consults created in [from, to)."""
         period = _period(args)
@@ -189,7 +185,7 @@ class Turnaround(MethodView):
 class Escalations(MethodView):
     @blp.arguments(PeriodArgs, location="query")
     @blp.response(200, EscalationsSchema)
-    @documented_refusals
+    @not_a_chief
     def get(self, args):
         """Consults created in [from, to) that escalated: to what level, why, how they ended."""
         period = _period(args)
@@ -201,7 +197,7 @@ class Escalations(MethodView):
 class OpenNow(MethodView):
     @blp.arguments(DepartmentArgs, location="query")
     @blp.response(200, OpenSchema)
-    @documented_refusals
+    @not_a_chief
     def get(self, args):
         """Open and overdue consults now, per department and owner (null: unclaimed)."""
         at = clock.now()

@@ -1,6 +1,6 @@
 """Marshmallow schemas: everything the API reads is validated here, everything it writes is shaped here."""
 
-from datetime import UTC
+from datetime import UTC, datetime
 
 from marshmallow import Schema, ValidationError, fields, pre_load, validate
 
@@ -12,18 +12,30 @@ STATUSES = [s.value for s in Status]
 SHIFT_ROLES = [r.value for r in ShiftRole]
 
 
+def _unstorable(value) -> str | None:
+    """Why no database can store this text, if none can.
+
+    PostgreSQL text cannot hold NUL; a lone surrogate (JSON allows "\\ud800") is
+    not Unicode, and neither database driver can encode it.
+    """
+    if "\x00" in str(value):
+        return "Contains a NUL character."
+    if isinstance(value, str):
+        try:
+            value.encode()
+        except UnicodeEncodeError:
+            return "Contains a character that is not valid Unicode."
+    return None
+
+
 class Input(Schema):
     """Base of every schema that reads client input."""
 
     @pre_load
-    def refuse_nul_characters(self, data, **kwargs):
-        """NUL cannot be stored in PostgreSQL text; refuse it as invalid, field by field."""
+    def refuse_unstorable_text(self, data, **kwargs):
+        """Text no database can store is invalid input, field by field."""
         if hasattr(data, "items"):
-            bad = {
-                k: ["Contains a NUL character."]
-                for k, v in data.items()
-                if "\x00" in str(v)
-            }
+            bad = {k: [why] for k, v in data.items() if (why := _unstorable(v))}
             if bad:
                 raise ValidationError(bad)
         return data
@@ -34,10 +46,28 @@ def _text(max_length: int, **kwargs) -> fields.String:
 
 
 class AwareDateTime(fields.AwareDateTime):
-    """An ISO 8601 instant; one given without an offset is taken as UTC."""
+    """An ISO 8601 instant, read as UTC; one given without an offset is taken as UTC.
+
+    Bounded, so that any instant taken can be stored, and moved by the days a
+    report period spans, without leaving the range of a datetime.
+    """
+
+    EARLIEST = datetime(1900, 1, 1, tzinfo=UTC)
+    LATEST = datetime(9999, 1, 1, tzinfo=UTC)
+    OUT_OF_RANGE = "An instant from 1900 to 9998 (UTC)."
 
     def __init__(self, **kwargs):
         super().__init__(default_timezone=UTC, **kwargs)
+
+    def _deserialize(self, value, attr, data, **kwargs):
+        instant = super()._deserialize(value, attr, data, **kwargs)
+        try:
+            instant = instant.astimezone(UTC)
+        except OverflowError:  # 0001-01-01T00:00+01:00 is in the year 0 in UTC
+            raise ValidationError(self.OUT_OF_RANGE) from None
+        if not self.EARLIEST <= instant < self.LATEST:
+            raise ValidationError(self.OUT_OF_RANGE)
+        return instant
 
 
 class UserRef(fields.Integer):
