@@ -51,7 +51,7 @@ def authenticate(email: str, password: str) -> User | None:
 def department_by_slug(slug: str) -> Department:
     department = db.session.scalar(select(Department).where(Department.slug == slug))
     if department is None:
-        raise NotFound(f"No department {slug!r}.")
+        raise NotFound("No such department.")
     return department
 
 

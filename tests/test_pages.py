@@ -193,3 +193,29 @@ def test_pages_and_answers_carry_security_headers_and_are_never_cached(
         assert response.headers["Cache-Control"] == "no-store"
     assert "HttpOnly" in page.headers["Set-Cookie"]
     assert "SameSite=Lax" in page.headers["Set-Cookie"]
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/queue/radio%00logy",
+        "/departments/radio%00logy/settings",
+        "/departments/radio%00logy/dashboard",
+        "/queue/" + "r" * 65,
+    ],
+)
+def test_a_department_page_no_department_can_have_is_not_found(
+    hospital, browser, path
+):
+    """A slug with a NUL (PostgreSQL cannot even compare it) or longer than the column."""
+    sign_in(browser, "okafor@h.test")
+
+    assert browser.get(path).status_code == 404
+
+
+def test_a_department_page_for_an_unknown_slug_does_not_repeat_it(hospital, browser):
+    sign_in(browser, "okafor@h.test")
+    response = browser.get("/queue/no-such-ward")
+
+    assert response.status_code == 404
+    assert "no-such-ward" not in response.text

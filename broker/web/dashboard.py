@@ -49,7 +49,7 @@ def thank_you_board(by_consultant: list[dict]) -> list[dict]:
     )[:5]
 
 
-@web.get("/departments/<slug>/dashboard")
+@web.get("/departments/<slug:slug>/dashboard")
 @login_required
 def dashboard(slug):
     department = _department_or_404(slug)

@@ -167,7 +167,7 @@ def my_consults():
     return render_template(template, open_consults=open_, done_consults=done)
 
 
-@web.get("/queue/<slug>")
+@web.get("/queue/<slug:slug>")
 @login_required
 def queue(slug):
     department = _department_or_404(slug)
@@ -416,13 +416,13 @@ def _render_settings(department, policy_form=None, shift_form=None, status=200):
     ), status
 
 
-@web.get("/departments/<slug>/settings")
+@web.get("/departments/<slug:slug>/settings")
 @login_required
 def department_settings(slug):
     return _render_settings(_manageable_department(slug))
 
 
-@web.post("/departments/<slug>/policy")
+@web.post("/departments/<slug:slug>/policy")
 @login_required
 def department_policy(slug):
     department = _manageable_department(slug)
@@ -450,7 +450,7 @@ def _as_utc(value: datetime | None) -> datetime | None:
     return value.replace(tzinfo=UTC) if value else None
 
 
-@web.post("/departments/<slug>/shifts")
+@web.post("/departments/<slug:slug>/shifts")
 @login_required
 def department_add_shift(slug):
     department = _manageable_department(slug)
@@ -476,7 +476,7 @@ def department_add_shift(slug):
     return _render_settings(department, shift_form=form, status=status)
 
 
-@web.post("/departments/<slug>/shifts/<id:shift_id>/delete")
+@web.post("/departments/<slug:slug>/shifts/<id:shift_id>/delete")
 @login_required
 def department_remove_shift(slug, shift_id):
     department = _manageable_department(slug)
