@@ -204,9 +204,7 @@ def test_pages_and_answers_carry_security_headers_and_are_never_cached(
         "/queue/" + "r" * 65,
     ],
 )
-def test_a_department_page_no_department_can_have_is_not_found(
-    hospital, browser, path
-):
+def test_a_department_page_no_department_can_have_is_not_found(hospital, browser, path):
     """A slug with a NUL (PostgreSQL cannot even compare it) or longer than the column."""
     sign_in(browser, "okafor@h.test")
 
