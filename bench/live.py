@@ -17,9 +17,19 @@ process). Four configurations are measured in the same run:
 - broker, 2 processes + Redis: two broker processes sharing REDIS_URL, split
   and driven alike.
 
-Each configuration runs side by side with its floor: both servers up, the same
-number of clients connected to each, actions taking turns (floor, broker,
-broker, floor, ...), so that whatever else the machine does weighs on both alike.
+With `--async-modes threading,gevent` (gevent installed: it is not in
+requirements.txt) the same four run in gevent mode too: floor1g, broker1g,
+floor2g, broker2g. Their servers are `gunicorn -k gevent --worker-connections C`
+(C = clients + 50; no threads), the floor with `socketio.Server(async_mode=
+"gevent")`, the broker with SOCKETIO_ASYNC_MODE=gevent. Without gevent-websocket,
+python-engineio's gevent driver serves the websockets with simple-websocket on
+greenlets, and psycopg 3 sees gevent's monkey-patching and waits cooperatively.
+
+Each configuration runs side by side with its floor: all the configurations of a
+process count that are selected (floor and broker, threading and gevent) are up
+together, the same number of clients connected to each, actions taking turns
+(floor, broker, broker, floor, ...), so that whatever else the machine does weighs
+on all alike.
 
 Two figures per action: from the action's HTTP response (the issue's measure)
 and from the moment the request was sent. The broker pushes inside the request,
@@ -27,6 +37,8 @@ after the commit and before answering, so the first can be zero or negative: the
 second is what a clinician waiting for a colleague's screen to change sees.
 
     /tmp/v/bin/python bench/live.py \
+        --database-url postgresql://postgres@127.0.0.1/broker_livebench
+    .venv/bin/python bench/live.py --async-modes threading,gevent \
         --database-url postgresql://postgres@127.0.0.1/broker_livebench
 
 The database given is WIPED (schema dropped, migrated afresh, 1,000 members
@@ -88,6 +100,7 @@ EVENT_TIMEOUT_S = 10.0  # an action whose event has not reached everyone by then
 SERVER_START_TIMEOUT_S = 30.0
 FLOOR_APP = "bare_socketio_server:app"
 EXTRA_THREADS = 50  # gunicorn threads beyond one per websocket: for the HTTP actions
+ASYNC_MODES = ("threading", "gevent")
 
 
 # --- database -----------------------------------------------------------------
@@ -184,7 +197,11 @@ def free_port() -> int:
 
 
 class Server:
-    """One gunicorn process (arbiter + one threaded worker), stopped by stop()."""
+    """One gunicorn process (arbiter + one worker), stopped by stop().
+
+    threading: the threaded worker (gthread) with `threads` threads; gevent: the
+    gevent worker, one greenlet per connection, up to `threads` connections.
+    """
 
     def __init__(
         self,
@@ -194,21 +211,29 @@ class Server:
         env: dict,
         logdir: Path,
         extra: tuple = (),
+        async_mode: str = "threading",
     ):
         self.name = name
+        self.async_mode = async_mode
         self.port = free_port()
         self.log_path = logdir / f"{name}.log"
+        if async_mode == "gevent":
+            worker = ["--worker-class", "gevent", "--worker-connections", str(threads)]
+        else:
+            worker = [
+                "--threads",
+                str(threads),
+                # gthread stops accepting at worker_connections (default 1,000)
+                "--worker-connections",
+                str(threads + EXTRA_THREADS),
+            ]
         self.cmd = [
             sys.executable,
             "-m",
             "gunicorn",
             "--workers",
             "1",
-            "--threads",
-            str(threads),
-            # gthread stops accepting at worker_connections (default 1,000)
-            "--worker-connections",
-            str(threads + EXTRA_THREADS),
+            *worker,
             "--bind",
             f"127.0.0.1:{self.port}",
             "--graceful-timeout",
@@ -245,12 +270,30 @@ class Server:
                 raise RuntimeError(f"{self.name} did not start: see {self.log_path}")
             time.sleep(0.2)
 
+    def tracebacks(self) -> list[str]:
+        """The tracebacks in this server's log (each with the line after it ends)."""
+        lines = self.log_path.read_text(errors="replace").splitlines()
+        found, i = [], 0
+        while i < len(lines):
+            if lines[i].startswith("Traceback"):
+                j = i + 1
+                while j < len(lines) and lines[j].startswith((" ", "\t")):
+                    j += 1
+                found.append("\n".join(lines[i : j + 1]))
+                i = j
+            i += 1
+        return found
+
     def stop(self) -> None:
         if self.proc is None or self.proc.poll() is not None:
             return
+        # gunicorn: SIGINT is the quick shutdown; the gevent worker runs it in a
+        # greenlet whose sys.exit() gevent prints as a traceback, so gevent servers
+        # get SIGTERM (graceful: their clients are closed by then).
+        sig = signal.SIGTERM if self.async_mode == "gevent" else signal.SIGINT
         try:
-            os.killpg(self.proc.pid, signal.SIGINT)  # gunicorn: quick shutdown
-            self.proc.wait(timeout=5)
+            os.killpg(self.proc.pid, sig)
+            self.proc.wait(timeout=10)
         except (ProcessLookupError, subprocess.TimeoutExpired):
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(self.proc.pid, signal.SIGKILL)
@@ -678,16 +721,16 @@ def machine(database_url: str, redis_url: str) -> list[str]:
         redis_version = redis.Redis.from_url(redis_url).info("server")["redis_version"]
     except Exception as exc:  # noqa: BLE001
         redis_version = f"unavailable ({exc.__class__.__name__})"
-    versions = ", ".join(
-        f"{p} {importlib.metadata.version(p)}"
-        for p in (
-            "gunicorn",
-            "Flask-SocketIO",
-            "python-socketio",
-            "python-engineio",
-            "simple-websocket",
-        )
-    )
+    packages = [
+        "gunicorn",
+        "Flask-SocketIO",
+        "python-socketio",
+        "python-engineio",
+        "simple-websocket",
+    ]
+    if importlib.util.find_spec("gevent") is not None:
+        packages += ["gevent", "greenlet"]
+    versions = ", ".join(f"{p} {importlib.metadata.version(p)}" for p in packages)
     return [
         f"CPU: {os.cpu_count()} cores (nproc), {cpu}; RAM {mem_kb / 1024**2:.0f} GB",
         f"OS: {platform.platform()}",
@@ -696,13 +739,36 @@ def machine(database_url: str, redis_url: str) -> list[str]:
     ]
 
 
-LABELS = {
-    "floor1": "floor: bare python-socketio, 1 process",
-    "broker1": "broker, 1 process",
-    "floor2": "floor: bare python-socketio, 2 processes + Redis",
-    "broker2": "broker, 2 processes + Redis",
+# name: (floor or broker, processes, async mode); the table's rows in this order.
+CONFIGURATIONS = {
+    "floor1": ("floor", 1, "threading"),
+    "broker1": ("broker", 1, "threading"),
+    "floor1g": ("floor", 1, "gevent"),
+    "broker1g": ("broker", 1, "gevent"),
+    "floor2": ("floor", 2, "threading"),
+    "broker2": ("broker", 2, "threading"),
+    "floor2g": ("floor", 2, "gevent"),
+    "broker2g": ("broker", 2, "gevent"),
 }
-FLOOR_OF = {"broker1": "floor1", "broker2": "floor2"}
+
+
+def describe(name: str) -> str:
+    kind, processes, mode = CONFIGURATIONS[name]
+    text = "floor: bare python-socketio" if kind == "floor" else "broker"
+    text += ", 1 process" if processes == 1 else f", {processes} processes + Redis"
+    return text + (", gevent" if mode == "gevent" else "")
+
+
+LABELS = {name: describe(name) for name in CONFIGURATIONS}
+FLOOR_OF = {
+    name: name.replace("broker", "floor")
+    for name, (kind, _, _) in CONFIGURATIONS.items()
+    if kind == "broker"
+}
+# each gevent configuration and its threading counterpart
+THREADING_OF = {
+    name: name[:-1] for name, (_, _, mode) in CONFIGURATIONS.items() if mode == "gevent"
+}
 
 
 def ratio(value: float, base: float) -> str:
@@ -721,7 +787,9 @@ def verdict(r: dict, base: dict, key: str) -> tuple[bool, str]:
     return met, text
 
 
-def report(results: dict, args, machine_lines: list[str]) -> None:
+def report(
+    results: dict, args, machine_lines: list[str], tracebacks: list[tuple[str, str]]
+) -> None:
     print()
     print(
         "Milliseconds. 'from response': from the moment the action's HTTP response "
@@ -747,7 +815,7 @@ def report(results: dict, args, machine_lines: list[str]) -> None:
                 f" {r['http_p50']:.1f} |"
             )
     print()
-    for name in ("broker1", "broker2"):
+    for name in FLOOR_OF:
         r = results.get(name, {}).get(GOAL_CLIENTS)
         base = results.get(FLOOR_OF[name], {}).get(GOAL_CLIENTS)
         if not r or not base:
@@ -757,6 +825,23 @@ def report(results: dict, args, machine_lines: list[str]) -> None:
             print(
                 f"goal at {GOAL_CLIENTS} clients, {LABELS[name]}, all p99 {how}: "
                 f"{text}: {'MET' if met else 'NOT MET'}"
+            )
+    compared = False
+    for name, threading_name in THREADING_OF.items():
+        for n, r in results.get(name, {}).items():
+            base = results.get(threading_name, {}).get(n)
+            if not base:
+                continue
+            if not compared:
+                print()
+                compared = True
+            print(
+                f"gevent vs threading, {LABELS[threading_name]}, N={n:,}: "
+                f"all from request p50 {base['req_p50']:.1f} -> {r['req_p50']:.1f} ms "
+                f"({ratio(r['req_p50'], base['req_p50'])}), p99 "
+                f"{base['req_p99']:.1f} -> {r['req_p99']:.1f} ms "
+                f"({ratio(r['req_p99'], base['req_p99'])}); HTTP p50 "
+                f"{base['http_p50']:.1f} -> {r['http_p50']:.1f} ms"
             )
     failures = [
         (name, n)
@@ -783,6 +868,9 @@ def report(results: dict, args, machine_lines: list[str]) -> None:
         f"{args.pause * 1000:.0f} ms apart; per client p50/p99 over all deliveries "
         "(negative: the event arrived before the response)."
     )
+    print(f"tracebacks in the server logs: {len(tracebacks)}")
+    for where, text in tracebacks[:3]:
+        print(f"--- {where}:\n{text}")
     loads = [r["load"] for by_n in results.values() for r in by_n.values()]
     if loads:
         low = min(min(pair) for pair in loads)
@@ -811,13 +899,36 @@ def main() -> int:
     parser.add_argument("--warmup", type=int, default=10)
     parser.add_argument("--pause", type=float, default=0.1, help="seconds")
     parser.add_argument(
+        "--async-modes",
+        default="threading",
+        help="run the configurations of these Socket.IO async modes, of "
+        f"{','.join(ASYNC_MODES)} (gevent: pip install gevent first)",
+    )
+    parser.add_argument(
         "--only",
-        default=",".join(LABELS),
-        help=f"configurations to run, of {','.join(LABELS)}",
+        help=f"configurations to run, of {','.join(LABELS)} (overrides "
+        "--async-modes; default: every configuration of --async-modes)",
+    )
+    parser.add_argument(
+        "--log-dir", help="keep the servers' logs in this directory (default: not kept)"
     )
     args = parser.parse_args()
     args.sizes = sorted(int(s) for s in args.sizes.split(","))
-    wanted = args.only.split(",")
+    modes = args.async_modes.split(",")
+    if unknown := set(modes) - set(ASYNC_MODES):
+        parser.error(f"unknown async mode(s) {sorted(unknown)}, of {ASYNC_MODES}")
+    if args.only:
+        wanted = args.only.split(",")
+        if unknown := set(wanted) - set(CONFIGURATIONS):
+            parser.error(f"unknown configuration(s) {sorted(unknown)}")
+    else:
+        wanted = [n for n, (_, _, mode) in CONFIGURATIONS.items() if mode in modes]
+    gevent_wanted = any(CONFIGURATIONS[name][2] == "gevent" for name in wanted)
+    if gevent_wanted and importlib.util.find_spec("gevent") is None:
+        parser.error(
+            "gevent is not installed: `pip install gevent==25.9.1` into this "
+            "environment (not in requirements.txt) to run the gevent configurations"
+        )
     began = time.monotonic()
 
     # Each client and each websocket on the server side is a file descriptor.
@@ -834,59 +945,67 @@ def main() -> int:
 
     machine_lines = machine(args.database_url, args.redis_url)
     results: dict = {}
+    tracebacks: list[tuple[str, str]] = []
     with tempfile.TemporaryDirectory(prefix="livebench-") as tmp:
-        logdir = Path(tmp)
+        logdir = Path(args.log_dir or tmp)
+        logdir.mkdir(parents=True, exist_ok=True)
         payload_path = logdir / "payload.json"
         payload_path.write_text(json.dumps(data["payload"]))
         print(f"payload: {len(json.dumps(data['payload']))} bytes of consult JSON")
         env = dict(
-            os.environ,
-            DATABASE_URL=args.database_url,
-            SWEEP_INTERVAL_SECONDS="0",
-            SOCKETIO_ASYNC_MODE="threading",
+            os.environ, DATABASE_URL=args.database_url, SWEEP_INTERVAL_SECONDS="0"
         )
         env.pop("REDIS_URL", None)
-        floor_env = dict(env, LIVEBENCH_PAYLOAD=str(payload_path))
         floor_args = ("--pythonpath", str(ROOT / "bench"))
         one = members + EXTRA_THREADS  # threads: one per websocket, and some
         half = (members + 1) // 2 + EXTRA_THREADS
-        configurations = {
-            "floor1": lambda: [
-                Server("floor1", FLOOR_APP, one, floor_env, logdir, extra=floor_args)
-            ],
-            "broker1": lambda: [Server("broker1", "wsgi:app", one, env, logdir)],
-            "floor2": lambda: [
-                Server(
-                    f"floor2-{i}",
-                    FLOOR_APP,
-                    half,
-                    dict(floor_env, LIVEBENCH_REDIS_URL=args.redis_url),
-                    logdir,
-                    extra=floor_args,
+
+        def channel(name: str) -> str:
+            # Redis pub/sub ignores the database number: configurations running
+            # together (broker2 and broker2g), other runs and other deployments on
+            # the same Redis must not hear each other's pushes.
+            return f"livebench-{name}-{os.getpid()}"
+
+        def servers(name: str) -> list[Server]:
+            kind, processes, mode = CONFIGURATIONS[name]
+            if kind == "floor":
+                app, extra = FLOOR_APP, floor_args
+                server_env = dict(
+                    env, LIVEBENCH_PAYLOAD=str(payload_path), LIVEBENCH_ASYNC_MODE=mode
                 )
-                for i in range(2)
-            ],
-            "broker2": lambda: [
-                Server(
-                    f"broker2-{i}",
-                    "wsgi:app",
-                    half,
-                    dict(env, REDIS_URL=args.redis_url),
-                    logdir,
-                )
-                for i in range(2)
-            ],
-        }
-        pairs = [["floor1", "broker1"], ["floor2", "broker2"]]
-        for pair in pairs:
-            names = [name for name in pair if name in wanted]
+                if processes > 1:
+                    server_env["LIVEBENCH_REDIS_URL"] = args.redis_url
+                    server_env["LIVEBENCH_REDIS_CHANNEL"] = channel(name)
+            else:
+                app, extra = "wsgi:app", ()
+                server_env = dict(env, SOCKETIO_ASYNC_MODE=mode)
+                if processes > 1:
+                    server_env["REDIS_URL"] = args.redis_url
+                    server_env["SOCKETIO_CHANNEL"] = channel(name)
+            if processes == 1:
+                return [Server(name, app, one, server_env, logdir, extra, mode)]
+            return [
+                Server(f"{name}-{i}", app, half, server_env, logdir, extra, mode)
+                for i in range(processes)
+            ]
+
+        # Side by side: every selected configuration of a process count at once.
+        groups = [
+            [n for n in CONFIGURATIONS if CONFIGURATIONS[n][1] == processes]
+            for processes in (1, 2)
+        ]
+        for group in groups:
+            names = [name for name in group if name in wanted]
             if not names:
                 continue
-            print(" side by side with ".join(LABELS[name] for name in names) + ":")
+            if len(names) <= 2:
+                print(" side by side with ".join(LABELS[name] for name in names) + ":")
+            else:
+                print("side by side: " + "; ".join(LABELS[n] for n in names) + ":")
             targets = [
                 Target(
                     name,
-                    configurations[name](),
+                    servers(name),
                     *(
                         ("/broadcast", None)
                         if name.startswith("floor")
@@ -904,12 +1023,21 @@ def main() -> int:
                         lines = server.log_path.read_text().splitlines(True)
                         print("".join(lines[-20:]))
                 raise
-        if importlib.util.find_spec("gevent") is None:
-            print(
-                "gevent is not installed: the broker under gevent was not measured "
-                "(requirements.txt is not changed for a benchmark)."
-            )
-    report(results, args, machine_lines)
+            for target in targets:
+                for server in target.servers:
+                    found = server.tracebacks()
+                    tracebacks += [(server.log_path.name, text) for text in found]
+                    if found:
+                        print(f"  {server.name}: {len(found)} traceback(s) in its log")
+        if not gevent_wanted:
+            hint = "--async-modes threading,gevent runs it side by side"
+            if importlib.util.find_spec("gevent") is None:
+                hint += (
+                    " once gevent is installed (pip install gevent==25.9.1; "
+                    "requirements.txt is not changed for a benchmark)"
+                )
+            print(f"gevent mode was not measured: {hint}.")
+    report(results, args, machine_lines, tracebacks)
     print(f"\ntotal time {time.monotonic() - began:.0f} s")
     return 0
 
