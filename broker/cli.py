@@ -10,7 +10,7 @@ from flask import Flask, current_app
 from flask.cli import AppGroup, with_appcontext
 
 from broker import accounts, clock
-from broker.consults.errors import DomainError
+from broker.consults.errors import DomainError, NotFound
 from broker.consults.escalation import sweep
 
 users = AppGroup("users", help="Manage users.")
@@ -48,7 +48,10 @@ def create_department(slug, name):
 @click.option("--email", required=True)
 @click.option("--chief", is_flag=True, help="Make the user the department's chief.")
 def add_member(slug, email, chief):
-    department = _or_fail(accounts.department_by_slug, slug)
+    try:
+        department = accounts.department_by_slug(slug)
+    except NotFound:
+        raise click.ClickException(f"No department {slug!r}.") from None
     user = accounts.user_by_email(email)
     if user is None:
         raise click.ClickException(f"No user with email {email}.")
