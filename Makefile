@@ -6,8 +6,8 @@ FLASK  := $(BIN)/flask --app wsgi
 
 .PHONY: run serve test lint format clean
 
-PORT    ?= 8000
-THREADS ?= 500
+PORT        ?= 8000
+CONNECTIONS ?= 5000
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -28,12 +28,13 @@ run: $(VENV)/.installed
 	$(FLASK) demo
 	SESSION_COOKIE_SECURE=false $(FLASK) run --host 127.0.0.1 --port 5000
 
-## serve: the production server: one gunicorn process (threads carry the websockets) on $(PORT).
-## Run several, each on its own port, behind a sticky proxy (docs/deployment.md).
+## serve: the production server: one gunicorn process on $(PORT), gevent worker (an event loop
+## holds every websocket; up to $(CONNECTIONS) connections). Run one per core, each on its own
+## port, behind a sticky proxy (docs/deployment.md).
 serve: $(VENV)/.installed
 	$(FLASK) db upgrade
-	$(BIN)/gunicorn --workers 1 --threads $(THREADS) --worker-connections $$(( $(THREADS) * 2 )) \
-		--bind 127.0.0.1:$(PORT) wsgi:app
+	SOCKETIO_ASYNC_MODE=gevent $(BIN)/gunicorn --workers 1 --worker-class gevent \
+		--worker-connections $(CONNECTIONS) --bind 127.0.0.1:$(PORT) wsgi:app
 
 ## test: install the test tools, lint, and run the whole suite
 test: $(VENV)/.installed-dev lint

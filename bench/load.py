@@ -1,6 +1,6 @@
 """Load: 50 concurrent users for 60 s of mixed actions on two server processes.
 
-Two `gunicorn --workers 1 --threads 64 wsgi:app` processes share one PostgreSQL
+Two `make serve` processes (gunicorn, one gevent worker each) share one PostgreSQL
 database and one Redis (the Socket.IO message queue); users are split evenly
 between them. Each user is a thread with its own HTTP connection, acting without
 pause (a closed loop: a new request as soon as the last one is answered):
@@ -74,7 +74,7 @@ from sqlalchemy.engine import make_url  # noqa: E402
 DEFAULT_DATABASE_URL = "postgresql://postgres@127.0.0.1:5432/broker_load"
 DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/5"
 PROCESSES = 2
-THREADS = 64  # per gunicorn process
+THREADS = 64  # per gunicorn process, with --async-mode threading
 CHEAP_HASH = "scrypt:1024:8:1"  # the users never sign in: they hold tokens
 PASSWORD = "load test password"
 REQUEST_TIMEOUT_S = 60
@@ -192,19 +192,25 @@ def free_port() -> int:
 
 
 class Server:
-    """One `gunicorn --workers 1 --threads T wsgi:app` process group, stopped by stop()."""
+    """One server process group as `make serve` runs it (gunicorn, one gevent worker)."""
 
-    def __init__(self, name: str, threads: int, env: dict, logdir: Path):
+    def __init__(self, name: str, async_mode: str, env: dict, logdir: Path):
         self.name = name
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.log_path = logdir / f"{name}.log"
+        worker = (
+            ["--worker-class", "gevent", "--worker-connections", "1000"]
+            if async_mode == "gevent"
+            else ["--threads", str(THREADS)]
+        )
         self.cmd = [
-            sys.executable, "-m", "gunicorn", "--workers", "1",
-            "--threads", str(threads), "--bind", f"127.0.0.1:{self.port}",
-            "--graceful-timeout", "5", "wsgi:app",
+            sys.executable, "-m", "gunicorn", "--workers", "1", *worker,
+            "--bind", f"127.0.0.1:{self.port}", "--graceful-timeout", "5", "wsgi:app",
         ]  # fmt: skip
-        self.env = env
+        self.env = {**env, "SOCKETIO_ASYNC_MODE": async_mode}
+        # gunicorn's gevent worker prints a SystemExit traceback on SIGINT; not on SIGTERM
+        self.stop_signal = signal.SIGTERM if async_mode == "gevent" else signal.SIGINT
         self.proc = None
 
     def start(self) -> None:
@@ -234,7 +240,7 @@ class Server:
         if self.proc is None or self.proc.poll() is not None:
             return
         try:
-            os.killpg(self.proc.pid, signal.SIGINT)  # gunicorn: quick shutdown
+            os.killpg(self.proc.pid, self.stop_signal)
             self.proc.wait(timeout=10)
         except (ProcessLookupError, subprocess.TimeoutExpired):
             with contextlib.suppress(ProcessLookupError):
@@ -633,7 +639,12 @@ def main() -> int:
     parser.add_argument("--users", type=int, help="concurrent users (default 50)")
     parser.add_argument("--seconds", type=float, help="duration (default 60)")
     parser.add_argument("--quick", action="store_true", help="10 users for 10 s")
-    parser.add_argument("--threads", type=int, default=THREADS, help="per process")
+    parser.add_argument(
+        "--async-mode",
+        choices=["gevent", "threading"],
+        default="gevent",
+        help="gevent: as make serve runs it (default); threading: gunicorn threads",
+    )
     parser.add_argument("--seed", type=int, default=1)
     args = parser.parse_args()
     users = args.users or (10 if args.quick else 50)
@@ -668,13 +679,13 @@ def main() -> int:
         "SESSION_COOKIE_SECURE": "false",
     }
     servers = [
-        Server(f"server{n}", args.threads, env, logdir) for n in range(PROCESSES)
+        Server(f"server{n}", args.async_mode, env, logdir) for n in range(PROCESSES)
     ]
     requesters = sum(p.role == "requester" for p in people)
     print(
         f"load: {users} users ({requesters} requesters, {users - requesters} "
         f"consultants in {len(DEPARTMENTS)} departments) for {seconds:g} s on "
-        f"{PROCESSES} processes (gunicorn --workers 1 --threads {args.threads}), "
+        f"{PROCESSES} processes (gunicorn --workers 1, {args.async_mode}), "
         f"PostgreSQL database {parsed.database}, Redis {args.redis_url}"
     )
     for line in machine(url, args.redis_url):

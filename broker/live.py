@@ -168,7 +168,7 @@ def _payloads(session: Session, changes: Changes) -> list:
             )
             .execution_options(populate_existing=True)
         )
-        for consult in consults:
+        for consult in _taking_turns(consults):
             if consult.id in changes.departures:
                 old_room = department_room(changes.departures[consult.id])
                 pushes.append(("consult_gone", {"id": consult.id}, old_room))
@@ -182,14 +182,23 @@ def _payloads(session: Session, changes: Changes) -> list:
                 among(session, Notification.id, changes.notification_ids)
             )
         )
-        for notification in notifications:
+        for notification in _taking_turns(notifications):
             payload = notification_schema.dump(notification)
             pushes.append(("notification", payload, user_room(notification.user_id)))
     return pushes
 
 
+def _taking_turns(items, every: int = 100):
+    """Yield the items, letting other work run every so often: under gevent a long
+    loop would otherwise hold every websocket and request of the process."""
+    for n, item in enumerate(items, start=1):
+        yield item
+        if n % every == 0:
+            socketio.sleep(0)
+
+
 def _send(pushes: list) -> None:
-    for event_name, payload, to in pushes:
+    for event_name, payload, to in _taking_turns(pushes):
         if event_name == "close_room":
             socketio.close_room(to)
         else:

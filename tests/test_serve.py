@@ -1,0 +1,108 @@
+"""`make serve`, the production command, run as an operator runs it.
+
+It migrates a fresh database and serves with gunicorn's gevent worker
+(SOCKETIO_ASYNC_MODE=gevent): the API answers, a real Socket.IO client connects
+over the websocket with its token and receives a new consult the moment it is
+created, and the log shows no error. Everything else in the suite runs the
+threaded development server; this is where the event loop is checked.
+"""
+
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+import requests
+import socketio
+from conftest import NEW_CONSULT, ROOT, free_port
+
+WAIT = 30.0  # seconds: only a limit (migrations and start-up included)
+
+
+def flask(env: dict, *args: str) -> None:
+    subprocess.run(
+        [sys.executable, "-m", "flask", "--app", "wsgi", *args],
+        cwd=ROOT, env=env, check=True, capture_output=True, timeout=WAIT,
+    )  # fmt: skip
+
+
+@pytest.fixture
+def served(tmp_path):
+    """`make serve` on a free port, over a fresh SQLite file; its log and env."""
+    port = free_port()
+    env = {
+        **os.environ,
+        "DATABASE_URL": f"sqlite:///{tmp_path / 'serve.db'}",
+        "SECRET_KEY": "test",
+        "SWEEP_INTERVAL_SECONDS": "0",
+    }
+    env.pop("REDIS_URL", None)
+    log_path = tmp_path / "serve.log"
+    with open(log_path, "wb") as log:
+        process = subprocess.Popen(
+            ["make", "--no-print-directory", "serve", f"PORT={port}"],
+            cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )  # fmt: skip
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + WAIT
+        while True:
+            try:
+                requests.get(url + "/api/openapi.json", timeout=1)
+                break
+            except requests.ConnectionError as error:
+                if process.poll() is not None or time.monotonic() > deadline:
+                    raise RuntimeError(log_path.read_text()) from error
+                time.sleep(0.2)
+        yield url, log_path, env
+    finally:
+        os.killpg(process.pid, signal.SIGTERM)
+        process.wait(timeout=WAIT)
+
+
+def token(url: str, email: str) -> str:
+    response = requests.post(
+        url + "/api/tokens",
+        json={"email": email, "password": "a long enough password"},
+        timeout=WAIT,
+    )
+    assert response.status_code == 201, response.text
+    return response.json()["token"]
+
+
+def test_make_serve_runs_the_api_and_live_pushes_on_gevent(served):
+    url, log_path, env = served
+    flask(env, "departments", "create", "--slug", "radiology", "--name", "Radiology")
+    for email in ("rad@h.test", "req@h.test"):
+        flask(env, "users", "create", "--email", email, "--name", email,
+              "--password", "a long enough password")  # fmt: skip
+    flask(
+        env, "departments", "add-member", "--slug", "radiology", "--email", "rad@h.test"
+    )
+    received = []
+    client = socketio.Client(reconnection=False)
+    client.on("consult", received.append)
+    client.connect(
+        url, transports=["websocket"], auth={"token": token(url, "rad@h.test")}
+    )
+    try:
+        created = requests.post(
+            url + "/api/consults",
+            json=NEW_CONSULT,
+            headers={"Authorization": f"Bearer {token(url, 'req@h.test')}"},
+            timeout=WAIT,
+        )
+        assert created.status_code == 201, created.text
+        deadline = time.monotonic() + 5
+        while not received and time.monotonic() < deadline:
+            time.sleep(0.05)
+    finally:
+        client.disconnect()
+
+    assert [c["id"] for c in received] == [created.json()["id"]]
+    log = log_path.read_text()
+    assert "Using worker: gevent" in log
+    assert "Traceback" not in log
