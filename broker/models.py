@@ -268,6 +268,13 @@ class Consult(db.Model):
             )
             for rung in ("level1_escalation_at", "level2_escalation_at")
         ),
+        # A retried request with the same key finds the consult it made (one per key).
+        Index(
+            "ix_consults_requester_id_request_key",
+            "requester_id",
+            "request_key",
+            unique=True,
+        ),
         # A department's reports read only this index on PostgreSQL (index-only scans).
         Index(
             "ix_consults_department_created_at",
@@ -287,6 +294,9 @@ class Consult(db.Model):
     patient_ref: Mapped[str] = mapped_column(String(64))
     question: Mapped[str] = mapped_column(Text)
     study_ref: Mapped[str | None] = mapped_column(String(64))
+    # The requester's Idempotency-Key (or the new-consult form's): a retry of the
+    # same request answers the consult it created instead of making a second one.
+    request_key: Mapped[str | None] = mapped_column(String(64))
 
     handoff_to_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
     handoff_note: Mapped[str | None] = mapped_column(Text)

@@ -217,3 +217,61 @@ def test_a_department_page_for_an_unknown_slug_does_not_repeat_it(hospital, brow
 
     assert response.status_code == 404
     assert "no-such-ward" not in response.text
+
+
+def new_consult_form(browser) -> dict:
+    page = browser.get("/consults/new").text
+    key = re.search(r'name="request_key"[^>]* value="([^"]+)"', page)
+    assert key, "the form carries no request key"
+    return {
+        "csrf_token": csrf_token(page),
+        "request_key": key.group(1),
+        "department": "radiology",
+        "urgency": "stat",
+        "patient_ref": "MRN-PAGE-1",
+        "question": "Is the margin clear?",
+    }
+
+
+def test_a_new_consult_form_sent_twice_makes_one_consult(hospital, browser):
+    sign_in(browser, "patel@h.test")
+    form = new_consult_form(browser)
+
+    first = browser.post("/consults/new", data=form)
+    again = browser.post("/consults/new", data=form)  # a double click, a resend
+
+    assert first.status_code == again.status_code == 302
+    assert again.headers["Location"] == first.headers["Location"]
+    assert len(hospital.patel.get("/api/consults").json) == 1
+
+
+def test_a_form_already_sent_and_changed_is_sent_again_only_on_purpose(
+    hospital, browser
+):
+    sign_in(browser, "patel@h.test")
+    form = new_consult_form(browser)
+    browser.post("/consults/new", data=form)
+
+    changed = browser.post(
+        "/consults/new", data={**form, "question": "And the other margin?"}
+    )
+
+    assert changed.status_code == 409
+    assert "already sent" in changed.text
+    assert "And the other margin?" in changed.text
+    assert form["request_key"] not in changed.text  # a new key: sending again creates
+    assert len(hospital.patel.get("/api/consults").json) == 1
+    resent = browser.post(
+        "/consults/new",
+        data={
+            **new_consult_form_from(changed.text, form),
+            "question": "And the other margin?",
+        },
+    )
+    assert resent.status_code == 302
+    assert len(hospital.patel.get("/api/consults").json) == 2
+
+
+def new_consult_form_from(page: str, form: dict) -> dict:
+    key = re.search(r'name="request_key"[^>]* value="([^"]+)"', page).group(1)
+    return {**form, "csrf_token": csrf_token(page), "request_key": key}

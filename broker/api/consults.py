@@ -13,6 +13,7 @@ from broker.api.schemas import (
     ConsultListArgs,
     ConsultSchema,
     HandoffOfferSchema,
+    NewConsultHeaders,
     NewConsultSchema,
     ReadSchema,
     ReasonSchema,
@@ -58,10 +59,18 @@ class Consults(MethodView):
         return visible_consults(caller(), wanted)
 
     @blp.arguments(NewConsultSchema)
+    @blp.arguments(NewConsultHeaders, location="headers")
     @blp.response(201, ConsultSchema)
-    def post(self, data):
-        """Send a new consult to a department's queue."""
-        return actions.create(caller(), **data)
+    @blp.refuses(
+        409, descriptions={409: "The Idempotency-Key was used for another consult"}
+    )
+    def post(self, data, headers):
+        """Send a new consult to a department's queue (once per Idempotency-Key)."""
+        request_key = headers.get("request_key")
+        if request_key is None:
+            return actions.create(caller(), **data)
+        consult, created = actions.create_once(caller(), request_key, **data)
+        return consult, 201, ({} if created else {"Idempotent-Replayed": "true"})
 
 
 @blp.route("/<id:consult_id>")

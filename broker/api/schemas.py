@@ -207,6 +207,22 @@ class NewConsultSchema(Input):
     )
 
 
+class NewConsultHeaders(Input):
+    request_key = fields.String(
+        data_key="Idempotency-Key",
+        validate=[
+            validate.Length(min=1, max=64),
+            validate.Regexp(r"^[\x21-\x7e]+$", error="Printable ASCII, no spaces."),
+        ],
+        metadata={
+            "description": "any unique value chosen by the client (a UUID, say): a "
+            "retry with the same key answers the consult the first request created "
+            "(header Idempotent-Replayed: true) instead of creating another; the same "
+            "key for another patient or question is a 409"
+        },
+    )
+
+
 class ReasonSchema(Input):
     reason = _text(2_000, required=True)
 

@@ -8,6 +8,7 @@ version column: the second UPDATE matches no row and becomes a Conflict.
 """
 
 from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import attributes
 
 from broker import clock
@@ -114,8 +115,12 @@ def create(
     patient_ref: str,
     question: str,
     study_ref: str | None = None,
+    request_key: str | None = None,
 ) -> Consult:
-    """A new consult enters the department's queue with its deadlines running."""
+    """A new consult enters the department's queue with its deadlines running.
+
+    `request_key` is stored with it: see `create_once`.
+    """
     target = _department_by_slug(department)
     if urgency not in set(Urgency):
         raise Invalid("urgency", "Urgency must be stat, urgent or routine.")
@@ -129,6 +134,7 @@ def create(
         patient_ref=_required_text("patient_ref", patient_ref),
         question=_required_text("question", question),
         study_ref=(study_ref or "").strip() or None,
+        request_key=request_key,
         created_at=at,
         routed_at=at,
         updated_at=at,
@@ -140,6 +146,39 @@ def create(
     _record(consult, EventKind.CREATED, requester)
     _alert_primary(consult, "new_consult", f"New {describe(consult)} awaits a claim.")
     return consult
+
+
+def create_once(requester: User, request_key: str, **fields) -> tuple[Consult, bool]:
+    """`create`, unless this requester's `request_key` already made a consult.
+
+    A request retried after a lost answer (a dropped connection, a 503 after the
+    commit, a double click) then gets the consult it made, not a second one in the
+    queue. Answers (consult, whether it was created now). The same key for another
+    patient or question is a conflict.
+    """
+    made = _made_with(requester, request_key)
+    if made is None:
+        try:
+            return create(requester, request_key=request_key, **fields), True
+        except IntegrityError:  # the same request, committed meanwhile by a retry
+            made = _made_with(requester, request_key)
+            if made is None:
+                raise
+    asked = (
+        _required_text("patient_ref", fields.get("patient_ref")),
+        _required_text("question", fields.get("question")),
+    )
+    if (made.patient_ref, made.question) != asked:
+        raise Conflict("This request key was already used for another consult.")
+    return made, False
+
+
+def _made_with(requester: User, request_key: str) -> Consult | None:
+    return db.session.scalar(
+        select(Consult).where(
+            Consult.requester_id == requester.id, Consult.request_key == request_key
+        )
+    )
 
 
 def _alert_primary(consult: Consult, kind: str, message: str) -> None:

@@ -1,9 +1,12 @@
 """The pages' forms (Flask-WTF: each carries a CSRF token)."""
 
+import uuid
+
 from flask_wtf import FlaskForm
 from wtforms import (
     DateTimeLocalField,
     EmailField,
+    HiddenField,
     IntegerField,
     PasswordField,
     RadioField,
@@ -49,6 +52,11 @@ class NewConsultForm(FlaskForm):
     study_ref = StringField(
         "Study or specimen reference (optional)",
         validators=[Optional(), Length(max=64)],
+    )
+    # One per rendered form: a second submit of it (a double click, a resend after a
+    # lost answer) finds the consult the first one made.
+    request_key = HiddenField(
+        default=lambda: uuid.uuid4().hex, validators=[Optional(), Length(max=64)]
     )
 
 

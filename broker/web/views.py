@@ -5,6 +5,7 @@ give); a form with errors is shown again with what was typed. Pages that
 update live render a fragment of themselves when asked with ?fragment=1.
 """
 
+import uuid
 from datetime import UTC, datetime, timedelta
 
 from flask import (
@@ -24,7 +25,7 @@ from broker import accounts, clock
 from broker.consults import access, actions, oncall
 from broker.consults.audit import record_read
 from broker.consults.deadlines import Minutes, set_policy
-from broker.consults.errors import DomainError, Invalid, NotFound
+from broker.consults.errors import Conflict, DomainError, Invalid, NotFound
 from broker.consults.notifications import inbox, mark_all_read
 from broker.consults.queries import (
     ConsultFilter,
@@ -130,6 +131,20 @@ def _department_choices() -> list[tuple[str, str]]:
     return [(d.slug, d.name) for d in departments]
 
 
+def _create_once(form: forms.NewConsultForm):
+    """The form's consult; sent again (same request_key), the one it made first."""
+    fields = {
+        "department": form.department.data,
+        "urgency": form.urgency.data,
+        "patient_ref": form.patient_ref.data,
+        "question": form.question.data,
+        "study_ref": form.study_ref.data,
+    }
+    if not form.request_key.data:  # a form rendered before forms carried a key
+        return actions.create(_user(), **fields)
+    return actions.create_once(_user(), form.request_key.data, **fields)[0]
+
+
 @web.route("/consults/new", methods=["GET", "POST"])
 @login_required
 def new_consult():
@@ -138,16 +153,16 @@ def new_consult():
     status = 200
     if form.validate_on_submit():
         try:
-            consult = actions.create(
-                _user(),
-                form.department.data,
-                form.urgency.data,
-                form.patient_ref.data,
-                form.question.data,
-                form.study_ref.data,
-            )
+            consult = _create_once(form)
         except Invalid as error:
             getattr(form, error.field).errors.append(error.message)
+        except Conflict:  # this form was sent before, with another patient or question
+            form.request_key.data = uuid.uuid4().hex
+            flash(
+                "This form was already sent as another consult (see My consults). "
+                "Send it again to make this one a new consult."
+            )
+            status = 409
         else:
             flash(f"Consult #{consult.id} sent to {consult.department.name}.")
             return redirect(url_for("web.consult_page", consult_id=consult.id))
