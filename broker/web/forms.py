@@ -14,6 +14,7 @@ from wtforms import (
     StringField,
     TextAreaField,
 )
+from wtforms.fields.choices import SelectChoice
 from wtforms.validators import (
     DataRequired,
     InputRequired,
@@ -21,6 +22,12 @@ from wtforms.validators import (
     NumberRange,
     Optional,
 )
+
+
+def options(pairs) -> list[SelectChoice]:
+    """A select or radio field's choices, from (value, label) pairs."""
+    return [SelectChoice(value, label) for value, label in pairs]
+
 
 URGENCY_CHOICES = [
     ("stat", "Stat — minutes matter"),
@@ -41,7 +48,7 @@ class SignInForm(FlaskForm):
 class NewConsultForm(FlaskForm):
     department = SelectField("Department", validators=[DataRequired()])
     urgency = RadioField(
-        "Urgency", choices=URGENCY_CHOICES, validators=[DataRequired()]
+        "Urgency", choices=options(URGENCY_CHOICES), validators=[DataRequired()]
     )
     patient_ref = StringField(
         "Patient reference (MRN)", validators=[DataRequired(), Length(max=64)]
@@ -85,7 +92,7 @@ class RedirectForm(FlaskForm):
 class CloseForm(FlaskForm):
     rating = RadioField(
         "How helpful was the answer? (optional)",
-        choices=[(str(n), str(n)) for n in range(1, 6)],
+        choices=options((str(n), str(n)) for n in range(1, 6)),
         validators=[Optional()],
     )
     comment = TextAreaField(
@@ -121,6 +128,8 @@ class PolicyForm(FlaskForm):
 
 class ShiftForm(FlaskForm):
     user_id = SelectField("Who", coerce=int, validators=[InputRequired()])
-    role = SelectField("Role", choices=[("primary", "Primary"), ("backup", "Backup")])
+    role = SelectField(
+        "Role", choices=options([("primary", "Primary"), ("backup", "Backup")])
+    )
     starts_at = DateTimeLocalField("Starts (UTC)", validators=[DataRequired()])
     ends_at = DateTimeLocalField("Ends (UTC)", validators=[DataRequired()])

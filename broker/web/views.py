@@ -149,7 +149,9 @@ def _create_once(form: forms.NewConsultForm):
 @login_required
 def new_consult():
     form = forms.NewConsultForm()
-    form.department.choices = [("", "Choose a department")] + _department_choices()
+    form.department.choices = forms.options(
+        [("", "Choose a department"), *_department_choices()]
+    )
     status = 200
     if form.validate_on_submit():
         try:
@@ -241,15 +243,17 @@ def action_forms(consult: Consult, formdata=None) -> dict:
         if name == "answer":
             form.body.label.text = "Your answer"
         elif name == "handoff":
-            form.to_user_id.choices = _members(consult, exclude=user)
+            form.to_user_id.choices = forms.options(_members(consult, exclude=user))
         elif name == "assign":
-            form.user_id.choices = _members(consult, exclude=consult.owner)
+            form.user_id.choices = forms.options(
+                _members(consult, exclude=consult.owner)
+            )
         elif name == "redirect":
-            form.department.choices = [
+            form.department.choices = forms.options(
                 (slug, label)
                 for slug, label in _department_choices()
                 if slug != consult.department.slug
-            ]
+            )
         made[name] = form
     return made
 
@@ -413,7 +417,9 @@ def _policy_form(department: Department, formdata=None) -> forms.PolicyForm:
 
 def _shift_form(department: Department, formdata=None) -> forms.ShiftForm:
     form = forms.ShiftForm(formdata=formdata, prefix="shift")
-    form.user_id.choices = [(u.id, u.name) for _, u in access.members_of(department)]
+    form.user_id.choices = forms.options(
+        (u.id, u.name) for _, u in access.members_of(department)
+    )
     return form
 
 
