@@ -2,6 +2,7 @@
 
 import logging
 import os
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from flask import Flask
 from sqlalchemy import event
@@ -23,6 +24,16 @@ from broker.models import render_for_migrations
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
+def _check_time_zone(name: str) -> None:
+    """A misspelt HOSPITAL_TIME_ZONE stops the start, rather than every page later."""
+    try:
+        ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise RuntimeError(
+            f"HOSPITAL_TIME_ZONE={name!r} is not a time zone (e.g. Europe/London)"
+        ) from None
+
+
 def create_app(overrides: dict | None = None) -> Flask:
     app = Flask(
         __name__,
@@ -33,6 +44,7 @@ def create_app(overrides: dict | None = None) -> Flask:
     app.config.from_object(Config)
     app.config.update(overrides or {})
     os.makedirs(app.instance_path, exist_ok=True)
+    _check_time_zone(app.config["HOSPITAL_TIME_ZONE"])
     _configure_database(app)
     _configure_logging(app)
 

@@ -37,6 +37,9 @@ class Config:
 
     # Seconds between deadline sweeps inside the running service (0 turns it off).
     SWEEP_INTERVAL_SECONDS = int(os.environ.get("SWEEP_INTERVAL_SECONDS", "30"))
+    # Pages show and read times on this clock (an IANA name, e.g. Europe/London);
+    # the API and the database keep UTC.
+    HOSPITAL_TIME_ZONE = os.environ.get("HOSPITAL_TIME_ZONE", "UTC")
     # Pages re-read what changed this often even while connected (0: never): a push
     # lost without the socket dropping (a server that lost Redis) is caught up.
     LIVE_RESYNC_SECONDS = int(os.environ.get("LIVE_RESYNC_SECONDS", "60"))

@@ -1,12 +1,13 @@
 """The pages through the test client: sessions, CSRF, and forms that keep what was typed."""
 
 import re
-from datetime import timedelta
+from datetime import datetime, timedelta
+from zoneinfo import ZoneInfo
 
 import pytest
-from conftest import PASSWORD
+from conftest import NEW_CONSULT, PASSWORD
 
-from broker import clock
+from broker import clock, create_app
 
 
 def csrf_token(page_html: str) -> str:
@@ -275,3 +276,38 @@ def test_a_form_already_sent_and_changed_is_sent_again_only_on_purpose(
 def new_consult_form_from(page: str, form: dict) -> dict:
     key = re.search(r'name="request_key"[^>]* value="([^"]+)"', page).group(1)
     return {**form, "csrf_token": csrf_token(page), "request_key": key}
+
+
+def test_pages_show_and_read_times_on_the_hospitals_clock(app, hospital, browser):
+    """HOSPITAL_TIME_ZONE: deadlines and timelines shown, and shifts typed, in local
+    time; the API keeps UTC."""
+    app.config["HOSPITAL_TIME_ZONE"] = "America/New_York"
+    consult = hospital.patel.post("/api/consults", json=NEW_CONSULT).json
+    due = datetime.fromisoformat(consult["claim_due_at"])
+    sign_in(browser, "okafor@h.test")
+
+    page = browser.get(f"/consults/{consult['id']}").text
+    local = due.astimezone(ZoneInfo("America/New_York"))
+    assert f"claim by {local:%H:%M} {local.tzname()}" in page
+    assert f"{due:%H:%M} UTC" not in page
+
+    settings = browser.get("/departments/radiology/settings").text
+    assert "Shift schedule (America/New_York)" in settings
+    added = browser.post(
+        "/departments/radiology/shifts",
+        data={"csrf_token": csrf_token(settings),
+              "shift-user_id": str(hospital.castillo.user_id), "shift-role": "primary",
+              "shift-starts_at": "2026-12-01T08:00", "shift-ends_at": "2026-12-01T20:00"},
+    )  # fmt: skip
+    assert added.status_code == 302
+    shifts = hospital.okafor.get("/api/departments/radiology/shifts",
+                                 query_string={"from": "2026-12-01T00:00:00Z"}).json  # fmt: skip
+    assert [(s["starts_at"], s["ends_at"]) for s in shifts] == [
+        ("2026-12-01T13:00:00+00:00", "2026-12-02T01:00:00+00:00")
+    ]
+    assert "Tue 01 Dec 08:00 EST" in browser.get("/departments/radiology/settings").text
+
+
+def test_a_misspelt_time_zone_stops_the_start_with_its_name():
+    with pytest.raises(RuntimeError, match="Europe/Londn"):
+        create_app({"HOSPITAL_TIME_ZONE": "Europe/Londn", "DATABASE_URL": "sqlite://"})

@@ -1,14 +1,14 @@
 """The chief's dashboard: turnaround trend, deadline compliance, escalations, ratings, thanks."""
 
-from datetime import UTC, date, datetime, time, timedelta
+from datetime import date, datetime, timedelta
 
 from flask import abort, render_template, request
 from flask_login import login_required
 
-from broker import clock, reports
+from broker import reports
 from broker.consults import access
 from broker.consults.errors import NotAllowed
-from broker.web import web
+from broker.web import local_time, web
 from broker.web.charts import bar_chart, line_chart
 from broker.web.views import _department_or_404, _user
 
@@ -18,7 +18,7 @@ THANKS_MIN_CONSULTS = 3
 
 def _period() -> tuple[date, date]:
     """?from=YYYY-MM-DD&to=YYYY-MM-DD, inclusive days; default the last 90 days."""
-    today = clock.now().date()
+    today = local_time.today()
     try:
         start = date.fromisoformat(request.args.get("from", ""))
     except ValueError:
@@ -31,7 +31,7 @@ def _period() -> tuple[date, date]:
 
 
 def _instant(day: date) -> datetime:
-    return datetime.combine(day, time.min, tzinfo=UTC)
+    return local_time.start_of(day)
 
 
 def thank_you_board(by_consultant: list[dict]) -> list[dict]:

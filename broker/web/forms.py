@@ -131,5 +131,7 @@ class ShiftForm(FlaskForm):
     role = SelectField(
         "Role", choices=options([("primary", "Primary"), ("backup", "Backup")])
     )
-    starts_at = DateTimeLocalField("Starts (UTC)", validators=[DataRequired()])
-    ends_at = DateTimeLocalField("Ends (UTC)", validators=[DataRequired()])
+    starts_at = DateTimeLocalField(
+        "Starts (hospital time)", validators=[DataRequired()]
+    )
+    ends_at = DateTimeLocalField("Ends (hospital time)", validators=[DataRequired()])

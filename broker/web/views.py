@@ -6,7 +6,7 @@ update live render a fragment of themselves when asked with ?fragment=1.
 """
 
 import uuid
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 
 from flask import (
     abort,
@@ -36,7 +36,7 @@ from broker.consults.queries import (
 from broker.extensions import db
 from broker.models import OPEN_STATUSES, Consult, Department, Status, Urgency, User
 from broker.throttle import sign_in_limits
-from broker.web import forms, web
+from broker.web import forms, local_time, web
 
 STATUS_OF = {"NotFound": 404, "NotAllowed": 403, "Conflict": 409, "Invalid": 422}
 URGENCY_FIRST = case(
@@ -72,6 +72,11 @@ def end_idle_sessions():
     return None
 
 
+@web.app_template_filter("local")
+def local_filter(instant, fmt: str = "%d %b %H:%M") -> str:
+    return local_time.shown(instant, fmt)
+
+
 @web.app_context_processor
 def page_context():
     if not current_user.is_authenticated:
@@ -87,6 +92,7 @@ def page_context():
         "unread_notifications": unread,
         "rendered_at": clock.now().isoformat(),
         "resync_seconds": current_app.config["LIVE_RESYNC_SECONDS"],
+        "time_zone": current_app.config["HOSPITAL_TIME_ZONE"],
     }
 
 
@@ -467,10 +473,6 @@ def department_policy(slug):
     return _render_settings(department, policy_form=form, status=422)
 
 
-def _as_utc(value: datetime | None) -> datetime | None:
-    return value.replace(tzinfo=UTC) if value else None
-
-
 @web.post("/departments/<slug:slug>/shifts")
 @login_required
 def department_add_shift(slug):
@@ -484,8 +486,8 @@ def department_add_shift(slug):
                 department,
                 db.session.get(User, form.user_id.data),
                 form.role.data,
-                _as_utc(form.starts_at.data),
-                _as_utc(form.ends_at.data),
+                local_time.typed(form.starts_at.data),
+                local_time.typed(form.ends_at.data),
             )
         except DomainError as error:
             field = getattr(form, getattr(error, "field", ""), None) or form.starts_at
