@@ -311,3 +311,21 @@ def test_pages_show_and_read_times_on_the_hospitals_clock(app, hospital, browser
 def test_a_misspelt_time_zone_stops_the_start_with_its_name():
     with pytest.raises(RuntimeError, match="Europe/Londn"):
         create_app({"HOSPITAL_TIME_ZONE": "Europe/Londn", "DATABASE_URL": "sqlite://"})
+
+
+def test_a_refused_or_missing_page_is_a_page_that_says_so(
+    hospital, browser, new_consult
+):
+    consult_id = new_consult()["id"]
+    sign_in(browser, "lee@h.test")  # cardiology: may not see a radiology consult
+
+    missing = browser.get(f"/consults/{consult_id}")
+    refused = browser.get("/departments/radiology/dashboard")
+
+    assert missing.status_code == 404
+    assert missing.content_type.startswith("text/html")
+    assert "<h1>404 Not Found</h1>" in missing.text
+    assert NEW_CONSULT["patient_ref"] not in missing.text
+    assert refused.status_code == 403
+    assert "not yours to see or do" in refused.text
+    assert browser.post("/consults").status_code == 405

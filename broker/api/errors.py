@@ -10,7 +10,7 @@ struck after its commit, while the answer was being read: then the 503 says so.
 
 from http import HTTPStatus
 
-from flask import Flask, g, has_request_context, jsonify, request
+from flask import Flask, current_app, g, has_request_context, jsonify, request
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from werkzeug.exceptions import HTTPException
 
@@ -35,6 +35,22 @@ def error_response(code: int, message: str, errors: dict | None = None):
     if errors:
         body["errors"] = errors
     return jsonify(body), code
+
+
+# What a person sees on a page for these; the rest keep Werkzeug's own text. None of
+# them repeats anything that was sent.
+PAGE_MESSAGES = {
+    403: "You are signed in, but this is not yours to see or do.",
+    404: "There is no such page, or it is not one you may see.",
+}
+
+
+def error_page(code: int, message: str):
+    """A plain page for a browser, rendered without the pages' context (which reads
+    the database: it must render in an outage too)."""
+    template = current_app.jinja_env.get_template("error.html")
+    html = template.render(title=f"{code} {HTTPStatus(code).phrase}", message=message)
+    return html, code
 
 
 def _fields_from_webargs(error: HTTPException) -> dict | None:
@@ -83,7 +99,9 @@ def register_error_handlers(app: Flask) -> None:
     @app.errorhandler(HTTPException)
     def http_error(error: HTTPException):
         if not _wants_json():
-            return error
+            return error_page(
+                error.code, PAGE_MESSAGES.get(error.code, error.description)
+            )
         fields = _fields_from_webargs(error)
         if fields:  # webargs says 400 for a body that is not JSON: still invalid input
             return error_response(422, "Invalid input.", fields)
@@ -104,7 +122,7 @@ def register_error_handlers(app: Flask) -> None:
         if _wants_json():
             response, code = error_response(503, message)
         else:
-            response, code = message, 503
+            response, code = error_page(503, message)
         return response, code, {"Retry-After": str(RETRY_AFTER_SECONDS)}
 
     @app.teardown_appcontext
@@ -129,4 +147,4 @@ def register_error_handlers(app: Flask) -> None:
         )
         if _wants_json():
             return error_response(500, "Internal error. The action was not saved.")
-        return "Internal error. The action was not saved.", 500
+        return error_page(500, "Something went wrong on our side. Nothing was saved.")
