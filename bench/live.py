@@ -57,11 +57,9 @@ import argparse
 import asyncio
 import base64
 import contextlib
-import importlib.metadata
 import importlib.util
 import json
 import os
-import platform
 import re
 import resource
 import signal
@@ -78,9 +76,7 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-import psycopg  # noqa: E402
-from psycopg import sql  # noqa: E402
-from sqlalchemy.engine import make_url  # noqa: E402
+import benchdb  # noqa: E402
 
 SIZES = [100, 500, 1_000]
 GOAL_CLIENTS = 500
@@ -104,46 +100,6 @@ ASYNC_MODES = ("threading", "gevent")
 
 
 # --- database -----------------------------------------------------------------
-
-
-def ensure_database(url: str) -> None:
-    """Create the target database if missing (connecting to `postgres`, autocommit)."""
-    parsed = make_url(url)
-    admin = parsed.set(drivername="postgresql", database="postgres")
-    with psycopg.connect(
-        admin.render_as_string(hide_password=False), autocommit=True
-    ) as conn:
-        exists = conn.execute(
-            "SELECT 1 FROM pg_database WHERE datname = %s", (parsed.database,)
-        ).fetchone()
-        if not exists:
-            conn.execute(
-                sql.SQL("CREATE DATABASE {}").format(sql.Identifier(parsed.database))
-            )
-            print(f"created database {parsed.database}")
-
-
-def libpq_url(url: str) -> str:
-    return make_url(url).set(drivername="postgresql").render_as_string(False)
-
-
-def reset_schema(url: str) -> None:
-    with psycopg.connect(libpq_url(url), autocommit=True) as conn:
-        conn.execute("DROP SCHEMA IF EXISTS public CASCADE")
-        conn.execute("CREATE SCHEMA public")
-
-
-def migrate(url: str) -> None:
-    """The schema as production gets it: `flask --app wsgi db upgrade`."""
-    env = dict(os.environ, DATABASE_URL=url, SWEEP_INTERVAL_SECONDS="0")
-    subprocess.run(
-        [sys.executable, "-m", "flask", "--app", "wsgi", "db", "upgrade"],
-        cwd=ROOT,
-        env=env,
-        check=True,
-        capture_output=True,
-        timeout=120,
-    )
 
 
 def seed(url: str, members: int) -> dict:
@@ -705,22 +661,6 @@ async def run_side_by_side(targets: list[Target], data: dict, args) -> dict:
 
 
 def machine(database_url: str, redis_url: str) -> list[str]:
-    cpu = "unknown"
-    with open("/proc/cpuinfo") as f:
-        for line in f:
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    with open("/proc/meminfo") as f:
-        mem_kb = int(f.readline().split()[1])
-    with psycopg.connect(libpq_url(database_url)) as conn:
-        pg = conn.execute("SHOW server_version").fetchone()[0]
-    try:
-        import redis
-
-        redis_version = redis.Redis.from_url(redis_url).info("server")["redis_version"]
-    except Exception as exc:  # noqa: BLE001
-        redis_version = f"unavailable ({exc.__class__.__name__})"
     packages = [
         "gunicorn",
         "Flask-SocketIO",
@@ -730,13 +670,9 @@ def machine(database_url: str, redis_url: str) -> list[str]:
     ]
     if importlib.util.find_spec("gevent") is not None:
         packages += ["gevent", "greenlet"]
-    versions = ", ".join(f"{p} {importlib.metadata.version(p)}" for p in packages)
-    return [
-        f"CPU: {os.cpu_count()} cores (nproc), {cpu}; RAM {mem_kb / 1024**2:.0f} GB",
-        f"OS: {platform.platform()}",
-        f"Python {platform.python_version()}; PostgreSQL {pg}; Redis {redis_version}",
-        versions,
-    ]
+    return benchdb.machine_with_servers(
+        database_url, redis_url, packages, redis_optional=True
+    )
 
 
 # name: (floor or broker, processes, async mode); the table's rows in this order.
@@ -936,9 +872,9 @@ def main() -> int:
     resource.setrlimit(resource.RLIMIT_NOFILE, (max(soft, min(hard, 16_384)), hard))
 
     members = max(args.sizes)
-    ensure_database(args.database_url)
-    reset_schema(args.database_url)
-    migrate(args.database_url)
+    benchdb.ensure_database(args.database_url)
+    benchdb.reset_schema(args.database_url)
+    benchdb.migrate(args.database_url)
     started = time.monotonic()
     data = seed(args.database_url, members)
     print(f"seeded {members} members with tokens in {time.monotonic() - started:.1f} s")

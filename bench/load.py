@@ -44,10 +44,8 @@ Figures: bench/README.md.
 
 import argparse
 import contextlib
-import importlib.metadata
 import math
 import os
-import platform
 import random
 import shutil
 import signal
@@ -65,10 +63,10 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
+import benchdb  # noqa: E402
 import psycopg  # noqa: E402
 import redis  # noqa: E402
 import requests  # noqa: E402
-from psycopg import sql  # noqa: E402
 from sqlalchemy.engine import make_url  # noqa: E402
 
 DEFAULT_DATABASE_URL = "postgresql://postgres@127.0.0.1:5432/broker_load"
@@ -101,46 +99,6 @@ MESSAGE_KINDS = {"message", "note", "followup"}
 
 
 # --- the database, the users, the servers ----------------------------------------------
-
-
-def libpq_url(url: str) -> str:
-    return make_url(url).set(drivername="postgresql").render_as_string(False)
-
-
-def ensure_database(url: str) -> None:
-    """Create the target database if missing (connecting to `postgres`, autocommit)."""
-    parsed = make_url(url)
-    admin = parsed.set(drivername="postgresql", database="postgres")
-    with psycopg.connect(
-        admin.render_as_string(hide_password=False), autocommit=True
-    ) as conn:
-        exists = conn.execute(
-            "SELECT 1 FROM pg_database WHERE datname = %s", (parsed.database,)
-        ).fetchone()
-        if not exists:
-            conn.execute(
-                sql.SQL("CREATE DATABASE {}").format(sql.Identifier(parsed.database))
-            )
-            print(f"created database {parsed.database}")
-
-
-def reset_schema(url: str) -> None:
-    with psycopg.connect(libpq_url(url), autocommit=True) as conn:
-        conn.execute("DROP SCHEMA IF EXISTS public CASCADE")
-        conn.execute("CREATE SCHEMA public")
-
-
-def migrate(url: str) -> None:
-    """The schema as production gets it: `flask --app wsgi db upgrade`."""
-    env = dict(os.environ, DATABASE_URL=url, SWEEP_INTERVAL_SECONDS="0")
-    subprocess.run(
-        [sys.executable, "-m", "flask", "--app", "wsgi", "db", "upgrade"],
-        cwd=ROOT,
-        env=env,
-        check=True,
-        capture_output=True,
-        timeout=120,
-    )
 
 
 @dataclass
@@ -471,7 +429,7 @@ def replay(events: list[tuple]) -> tuple[str | None, int | None, int | None, lis
 def check_invariants(url: str, record: Record) -> tuple[list[str], dict]:
     """Every consult in the database against the rules and what the clients saw."""
     problems = []
-    with psycopg.connect(libpq_url(url)) as conn:
+    with psycopg.connect(benchdb.libpq_url(url)) as conn:
         consults = {
             row[0]: row[1:]
             for row in conn.execute(
@@ -539,27 +497,8 @@ def percentile(sorted_values: list[float], q: float) -> float:
 
 
 def machine(database_url: str, redis_url: str) -> list[str]:
-    cpu = "unknown"
-    with open("/proc/cpuinfo") as f:
-        for line in f:
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    with open("/proc/meminfo") as f:
-        mem_kb = int(f.readline().split()[1])
-    with psycopg.connect(libpq_url(database_url)) as conn:
-        pg = conn.execute("SHOW server_version").fetchone()[0]
-    redis_version = redis.Redis.from_url(redis_url).info("server")["redis_version"]
-    versions = ", ".join(
-        f"{p} {importlib.metadata.version(p)}"
-        for p in ("gunicorn", "Flask", "SQLAlchemy", "psycopg", "Flask-SocketIO")
-    )
-    return [
-        f"CPU: {os.cpu_count()} cores (nproc), {cpu}; RAM {mem_kb / 1024**2:.0f} GB",
-        f"OS: {platform.platform()}",
-        f"Python {platform.python_version()}; PostgreSQL {pg}; Redis {redis_version}",
-        versions,
-    ]
+    packages = ["gunicorn", "Flask", "SQLAlchemy", "psycopg", "Flask-SocketIO"]
+    return benchdb.machine_with_servers(database_url, redis_url, packages)
 
 
 def children_cpu() -> float:
@@ -656,16 +595,16 @@ def main() -> int:
     parsed = make_url(url)
     if not parsed.drivername.startswith("postgres"):
         parser.error("--database-url: a PostgreSQL database")
-    if parsed.database in (None, "", "postgres", "template0", "template1"):
+    if not benchdb.dedicated(url):
         parser.error("--database-url: name a dedicated database; it is wiped")
     try:
         redis.Redis.from_url(args.redis_url, socket_connect_timeout=2).ping()
     except redis.RedisError as error:
         parser.error(f"--redis-url: Redis is not reachable ({error})")
 
-    ensure_database(url)
-    reset_schema(url)
-    migrate(url)
+    benchdb.ensure_database(url)
+    benchdb.reset_schema(url)
+    benchdb.migrate(url)
     people = seed(url, users)
     logdir = Path(tempfile.mkdtemp(prefix="broker-load-"))
     env = {

@@ -19,7 +19,6 @@ creates the database if missing. See bench/README.md for the figures.
 
 import argparse
 import os
-import platform
 import shutil
 import signal
 import sqlite3
@@ -35,9 +34,8 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
+import benchdb  # noqa: E402
 import psycopg  # noqa: E402
-import sqlalchemy  # noqa: E402
-from psycopg import sql  # noqa: E402
 from sqlalchemy import event, func, select, text  # noqa: E402
 from sqlalchemy.engine import make_url  # noqa: E402
 
@@ -75,33 +73,9 @@ def say(line: str = "") -> None:
 # --- databases -------------------------------------------------------------------
 
 
-def ensure_database(url: str) -> None:
-    """Create the target database if missing (connecting to `postgres`, autocommit)."""
-    parsed = make_url(url)
-    name = parsed.database
-    admin = parsed.set(drivername="postgresql", database="postgres")
-    try:
-        conn = psycopg.connect(admin.render_as_string(hide_password=False))
-    except psycopg.OperationalError as error:
-        say(f"cannot reach the `postgres` database ({error}); assuming {name} exists")
-        return
-    conn.autocommit = True
-    with conn:
-        exists = conn.execute(
-            "SELECT 1 FROM pg_database WHERE datname = %s", (name,)
-        ).fetchone()
-        if not exists:
-            conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
-            say(f"created database {name}")
-
-
-def libpq(url: str) -> str:
-    return make_url(url).set(drivername="postgresql").render_as_string(False)
-
-
 def pg_history(url: str) -> tuple[int, datetime | None, datetime | None]:
     """(consults, first created_at, last created_at) in the database; 0 if no table."""
-    with psycopg.connect(libpq(url)) as conn:
+    with psycopg.connect(benchdb.libpq_url(url)) as conn:
         exists = conn.execute("SELECT to_regclass('public.consults')").fetchone()[0]
         if exists is None:
             return 0, None, None
@@ -135,15 +109,9 @@ def holds_history(found: tuple, consults: int) -> bool:
     return start <= first and last < END.replace(tzinfo=None)
 
 
-def drop_schema(url: str) -> None:
-    with psycopg.connect(libpq(url), autocommit=True) as conn:
-        conn.execute("DROP SCHEMA public CASCADE")
-        conn.execute("CREATE SCHEMA public")
-
-
 def vacuum_analyze(url: str) -> float:
     started = time.perf_counter()
-    with psycopg.connect(libpq(url), autocommit=True) as conn:
+    with psycopg.connect(benchdb.libpq_url(url), autocommit=True) as conn:
         conn.execute("VACUUM (ANALYZE) consults, departments, users, memberships")
     return time.perf_counter() - started
 
@@ -554,16 +522,6 @@ def run_database(name: str, url: str, repeat: int, info: dict) -> dict:
 # --- output ----------------------------------------------------------------------
 
 
-def table(rows: list[list[str]]) -> None:
-    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
-    for n, row in enumerate(rows):
-        cells = [row[0].ljust(widths[0])]
-        cells += [cell.rjust(w) for cell, w in zip(row[1:], widths[1:], strict=True)]
-        say("  ".join(cells).rstrip())
-        if n == 0:
-            say("  ".join("-" * w for w in widths))
-
-
 def verdict(median: float, worst: float, goal: float) -> str:
     if worst < goal:
         return "yes"
@@ -578,23 +536,6 @@ def load_average() -> str:
         return Path("/proc/loadavg").read_text().strip()
     except OSError:
         return " ".join(f"{x:.2f}" for x in os.getloadavg())
-
-
-def machine() -> list[str]:
-    model = "unknown"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                model = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    usable = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else "?"
-    return [
-        f"cores (nproc): {usable}; CPU: {model}",
-        f"Python {platform.python_version()}, SQLAlchemy {sqlalchemy.__version__}, "
-        f"psycopg {psycopg.__version__}",
-    ]
 
 
 def show(results: list[dict], repeat: int, loads_at: tuple) -> None:
@@ -645,7 +586,7 @@ def show(results: list[dict], repeat: int, loads_at: tuple) -> None:
                     verdict(rep["median"], rep["max"], goal),
                 ]
             )
-    table(rows)
+    benchdb.table(rows)
     say()
     say("Informative: the same department, last 90 days, other groupings (ms):")
     rows = [["database", "group_by", "groups", "median", "min", "max"]]
@@ -661,7 +602,7 @@ def show(results: list[dict], repeat: int, loads_at: tuple) -> None:
                     f"{g['max']:.1f}",
                 ]
             )
-    table(rows)
+    benchdb.table(rows)
     for result in results:
         if not result["work_mem"]:
             continue
@@ -686,7 +627,7 @@ def show(results: list[dict], repeat: int, loads_at: tuple) -> None:
                     f"{w[report]['min']:.1f}",
                 ]
             )
-        table(rows)
+        benchdb.table(rows)
     say()
     say("The report's row for the year (identical in the Python computation):")
     for result in results:
@@ -732,7 +673,7 @@ def show(results: list[dict], repeat: int, loads_at: tuple) -> None:
             )
     say()
     say("Machine:")
-    for line in machine():
+    for line in benchdb.machine():
         say(f"  {line}")
     for result in results:
         say(f"  {result['name']}: {result['version']}")
@@ -782,7 +723,7 @@ def main() -> None:
         parser.error("give --database-url: it will be wiped")
     if not url.startswith(("postgresql", "postgres://")):
         parser.error("--database-url must be PostgreSQL")
-    if make_url(url).database in (None, "", "postgres", "template0", "template1"):
+    if not benchdb.dedicated(url):
         parser.error("name a dedicated database, such as broker_reportbench")
     if min(args.repeat, args.consults, args.sqlite_consults) < 1:
         parser.error("--repeat, --consults and --sqlite-consults must be at least 1")
@@ -799,11 +740,11 @@ def main() -> None:
     sqlite_url = f"sqlite:///{sqlite_path}"
     try:
         say(f"PostgreSQL: {make_url(url).database}")
-        ensure_database(url)
+        benchdb.ensure_database(url, unreachable_ok=True)
         info = prepare(
             url,
             args.consults,
-            lambda: drop_schema(url),
+            lambda: benchdb.reset_schema(url),
             pg_history(url),
             args.reuse,
         )

@@ -14,7 +14,6 @@ bench/README.md for the figures.
 import argparse
 import contextlib
 import os
-import platform
 import random
 import statistics
 import sys
@@ -27,10 +26,8 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-import psycopg  # noqa: E402
-import sqlalchemy  # noqa: E402
+import benchdb  # noqa: E402
 from flask import Flask  # noqa: E402
-from psycopg import sql  # noqa: E402
 from sqlalchemy import (  # noqa: E402
     Integer,
     case,
@@ -100,38 +97,14 @@ LADDER = [
 # --- database -----------------------------------------------------------------
 
 
-def ensure_database(url: str) -> None:
-    """Create the target database if missing (connecting to `postgres`, autocommit)."""
-    parsed = make_url(url)
-    name = parsed.database
-    admin = parsed.set(drivername="postgresql", database="postgres")
-    try:
-        conn = psycopg.connect(admin.render_as_string(hide_password=False))
-    except psycopg.OperationalError as error:
-        print(f"cannot reach the `postgres` database ({error}); assuming {name} exists")
-        return
-    conn.autocommit = True
-    with conn:
-        exists = conn.execute(
-            "SELECT 1 FROM pg_database WHERE datname = %s", (name,)
-        ).fetchone()
-        if not exists:
-            conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
-            print(f"created database {name}")
-
-
 def reset_schema(url: str, schema: str) -> str:
     """An empty schema for one scenario; returns a URL whose search_path is it.
 
     Both scenarios live side by side in the one benchmark database, so that
     their passes can alternate (see measure()).
     """
+    benchdb.reset_schema(url, schema)
     parsed = make_url(url).set(drivername="postgresql")
-    with psycopg.connect(parsed.render_as_string(hide_password=False)) as conn:
-        conn.autocommit = True
-        name = sql.Identifier(schema)
-        conn.execute(sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(name))
-        conn.execute(sql.SQL("CREATE SCHEMA {}").format(name))
     options = " ".join(
         filter(None, [parsed.query.get("options"), f"-csearch_path={schema}"])
     )
@@ -535,23 +508,9 @@ def results_of(sc: Scenario) -> dict:
 
 
 def machine() -> list[str]:
-    model = "unknown"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                model = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    usable = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else "?"
     server = db.session.scalar(text("SELECT version()"))
     db.session.commit()
-    return [
-        f"cores (nproc): {usable}; CPU: {model}",
-        f"PostgreSQL: {server}",
-        f"Python {platform.python_version()}, SQLAlchemy {sqlalchemy.__version__}, "
-        f"psycopg {psycopg.__version__}",
-    ]
+    return benchdb.machine(f"PostgreSQL: {server}")
 
 
 def load_average() -> str:
@@ -560,16 +519,6 @@ def load_average() -> str:
 
 def scan_lines(plan: list[str]) -> list[str]:
     return [line.strip() for line in plan if "Scan" in line or "Execution" in line]
-
-
-def table(rows: list[list[str]]) -> None:
-    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
-    for n, row in enumerate(rows):
-        cells = [row[0].ljust(widths[0])]
-        cells += [cell.rjust(w) for cell, w in zip(row[1:], widths[1:], strict=True)]
-        print("  ".join(cells).rstrip())
-        if n == 0:
-            print("  ".join("-" * w for w in widths))
 
 
 def report(results: list[dict], repeat: int, loads: tuple[str, str]) -> None:
@@ -621,7 +570,7 @@ def report(results: list[dict], repeat: int, loads: tuple[str, str]) -> None:
                 f"{m['min']:.1f}",
             ]
         )
-    table(rows)
+    benchdb.table(rows)
     print()
     print("Comparison: the pass's two rung UPDATE ... RETURNING statements alone,")
     print("using the rung indexes vs. with the index made unusable (full scan);")
@@ -638,7 +587,7 @@ def report(results: list[dict], repeat: int, loads: tuple[str, str]) -> None:
                 f"{r['rungs_scan']['median']:.1f}",
             ]
         )
-    table(rows)
+    benchdb.table(rows)
     big, small = results[-1], results[0]
     print()
     print(f"Plans in scenario {big['name']} ({big['open']:,} open), EXPLAIN ANALYZE:")
@@ -701,12 +650,12 @@ def main() -> None:
         )
     if not url.startswith(("postgresql", "postgres://")):
         parser.error("the benchmark is for PostgreSQL")
-    if make_url(url).database in (None, "", "postgres", "template0", "template1"):
+    if not benchdb.dedicated(url):
         parser.error("name a dedicated database, such as broker_bench")
     if args.repeat < 1:
         parser.error("--repeat must be at least 1")
 
-    ensure_database(url)
+    benchdb.ensure_database(url, unreachable_ok=True)
     start_load = load_average()
     scenarios = [set_up(url, name, open_count) for name, open_count in SCENARIOS]
     measure(scenarios, args.repeat)
