@@ -31,7 +31,9 @@ small model of what the rules of SPEC.md say the consult should be:
    consult is looked up);
 6. the actions agree with `access.available_actions`, which the pages use to
    offer buttons: given valid input, an action succeeds iff its name was in
-   available_actions for that caller and consult just before.
+   available_actions for that caller and consult just before; and after every
+   change, available_actions for every caller is what the rules allow them
+   (so a button no one happens to press is checked too).
 
 The `app` fixture is function-scoped, so the machine runs inside one test with
 `run_state_machine_as_test`; every example creates its own consults and checks
@@ -201,12 +203,16 @@ class ConsultMachine(RuleBasedStateMachine):
         assert response.status_code == 200, response.json
         return response.json
 
-    def available(self, name: str, consult_id: int) -> set[str]:
-        """access.available_actions for this caller and consult, from the database now."""
+    def buttons(self, consult_id: int, names) -> dict[str, set[str]]:
+        """access.available_actions for these callers on the consult, as it is now."""
         with self.world.app.app_context():
-            user = db.session.get(User, self.caller(name).user_id)
             consult = db.session.get(Consult, consult_id)
-            return access.available_actions(user, consult)
+            return {
+                name: access.available_actions(
+                    db.session.get(User, self.caller(name).user_id), consult
+                )
+                for name in names
+            }
 
     def user_name(self, user: dict | None) -> str | None:
         return None if user is None else self.world.names_by_id[user["id"]]
@@ -322,7 +328,7 @@ class ConsultMachine(RuleBasedStateMachine):
             data.draw(st.sampled_from(sorted(self.model)), label="consult")
         ]
         callers = sorted(self.world.callers)
-        shown = {name: self.available(name, model.id) for name in callers}
+        shown = self.buttons(model.id, callers)
         offered = [(n, a) for n in callers for a in ACTIONS if a in shown[n]]
         refused = [(n, a) for n in callers for a in ACTIONS if a not in shown[n]]
         pick = (
@@ -353,7 +359,7 @@ class ConsultMachine(RuleBasedStateMachine):
 
         before = self.known[consult_id]  # the invariants checked it is current
         holders = (model.owner, model.handoff_to)
-        offered = self.available(name, consult_id)
+        offered = self.buttons(consult_id, [name])[name]
         response = self.caller(name).post(
             f"/api/consults/{consult_id}/{PATHS.get(action, action)}", json=payload
         )
@@ -538,6 +544,31 @@ class ConsultMachine(RuleBasedStateMachine):
             return bad, False, None
         raise AssertionError(action)
 
+    def allowed(self, model: ModelConsult, name: str) -> set[str]:
+        """The actions the rules give this caller on this consult now: SPEC.md, with
+        the README's decisions (handoff also while answered, release only while
+        claimed, redirect and assign only before an answer)."""
+        status = model.status
+        member = name in self.world.members[model.department]
+        owner = name == model.owner
+        requester = name == model.requester
+        admin = name in self.world.admins
+        chief = name in self.world.chiefs[model.department]
+        rules = {
+            "claim": status == "pending" and member,
+            "release": status == "claimed" and owner,
+            "assign": status in ("pending", "claimed") and (chief or admin),
+            "handoff": status in OWNED and owner,
+            "accept": name == model.handoff_to,
+            "decline": name == model.handoff_to,
+            "answer": status == "claimed" and owner,
+            "message": status in OPEN and (requester or member),
+            "redirect": status in ("pending", "claimed") and member,
+            "close": status == "answered" and (requester or admin),
+            "cancel": status in OPEN and requester,
+        }
+        return {action for action, ok in rules.items() if ok}
+
     @staticmethod
     def event_kind(model: ModelConsult, action: str, name: str) -> str:
         """The timeline event a successful action appends (model state before it)."""
@@ -662,6 +693,18 @@ class ConsultMachine(RuleBasedStateMachine):
             else:
                 assert kind in ("message", "note") and status in OPEN, where
         return status, owner, offer
+
+    @invariant()
+    def buttons_follow_the_rules(self):
+        """After every change, each caller's buttons (available_actions) on the
+        consult are the actions the rules allow them; perform checks that the API
+        does what the buttons say."""
+        if self.changed is None:
+            return
+        model = self.model[self.changed]
+        for name, shown in self.buttons(model.id, sorted(self.world.callers)).items():
+            allowed = self.allowed(model, name)
+            assert shown == allowed, ("buttons", name, sorted(shown), model)
 
     @invariant()
     def visibility_never_widens(self):
