@@ -80,21 +80,23 @@ ACTIONS = (
 # when Hypothesis shrinks a failure by dropping earlier steps, the later steps
 # still draw the same actions.
 WEIGHTED_ACTIONS = (
-    *("answer", "claim", "message", "close", "handoff", "accept", "answer"),
+    *("answer", "claim", "handoff", "message", "close", "answer", "accept"),
     *("claim", "message", "decline", "release", "assign", "redirect", "cancel"),
-    *("answer", "claim", "message", "close", "handoff", "handoff", "answer"),
+    *("answer", "claim", "handoff", "message", "close", "handoff", "answer"),
 )
-# The statuses in which each action makes sense (accept and decline: with an offer).
+# The statuses in which each action is tried, mostly: where it makes sense, and
+# for the rarer ones also where someone might try it too late (a release, an
+# assign or a redirect after the answer). Accept and decline: with a handoff on offer.
 FITTING = {
     "claim": {"pending"},
-    "release": {"claimed"},
-    "assign": {"pending", "claimed"},
+    "release": OWNED,
+    "assign": OPEN,
     "handoff": OWNED,
     "accept": OWNED,
     "decline": OWNED,
     "answer": {"claimed"},
     "message": OPEN,
-    "redirect": {"pending", "claimed"},
+    "redirect": OPEN,
     "close": {"answered"},
     "cancel": OPEN,
 }
