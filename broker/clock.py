@@ -1,32 +1,32 @@
 """The one clock of the broker. Everything that needs "now" asks `now()`.
 
-Tests and the `sweep --at` command set the instant with `frozen_at(...)`.
+"Now" is a context variable, not a process-wide setting: `frozen_at(instant)`
+changes it only for the code running inside it (a test's requests, one sweep
+pass at `--at`), never for the other requests a server is serving meanwhile.
+Threads and greenlets start with the real clock unless they are handed a copy
+of the context (`contextvars.copy_context()`).
 """
 
+from collections.abc import Iterator
 from contextlib import contextmanager
+from contextvars import ContextVar
 from datetime import UTC, datetime
 
-_frozen: datetime | None = None
+_frozen: ContextVar[datetime | None] = ContextVar("broker_frozen_now", default=None)
 
 
 def now() -> datetime:
     """The current instant, timezone-aware in UTC."""
-    return _frozen or datetime.now(UTC)
-
-
-def set_now(instant: datetime | None) -> None:
-    """Freeze the clock at `instant` (aware), or unfreeze it with None."""
-    global _frozen
-    if instant is not None and instant.tzinfo is None:
-        raise ValueError("the clock takes timezone-aware instants")
-    _frozen = instant.astimezone(UTC) if instant else None
+    return _frozen.get() or datetime.now(UTC)
 
 
 @contextmanager
-def frozen_at(instant: datetime):
-    previous = _frozen
-    set_now(instant)
+def frozen_at(instant: datetime) -> Iterator[datetime]:
+    """Inside this block (and only in this context), `now()` is `instant`."""
+    if instant.tzinfo is None:
+        raise ValueError("the clock takes timezone-aware instants")
+    token = _frozen.set(instant.astimezone(UTC))
     try:
-        yield
+        yield instant
     finally:
-        set_now(previous)
+        _frozen.reset(token)

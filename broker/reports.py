@@ -475,3 +475,23 @@ def _csv_cell(value) -> str:
     if isinstance(value, str) and text[:1] in ("=", "+", "-", "@", "\t", "\r"):
         return "'" + text
     return text
+
+
+THANKS_MIN_CONSULTS = 3
+
+
+def thank_you_board(by_consultant: list[dict]) -> list[dict]:
+    """The five to thank: consultants with at least THANKS_MIN_CONSULTS answers in the
+    period (rows of `turnaround(..., group_by="consultant")`), fastest median answer
+    first, then best rated."""
+    eligible = [
+        row
+        for row in by_consultant
+        if row["group"] != "(unclaimed)"
+        and row["count"] >= THANKS_MIN_CONSULTS
+        and row["answer_p50_minutes"] is not None
+    ]
+    return sorted(
+        eligible,
+        key=lambda r: (r["answer_p50_minutes"], -(r["mean_rating"] or 0)),
+    )[:5]

@@ -115,8 +115,8 @@ def test_a_refused_page_action_says_why_and_changes_nothing(
         data={"answer-csrf_token": token, "answer-body": "I am only covering."},
     )
 
-    assert response.status_code == 409
-    assert "no longer available" in response.text
+    assert response.status_code == 403
+    assert "Only the owner, Dr Nguyen, may answer this consult." in response.text
     assert hospital.patel.get(f"/api/consults/{consult_id}").json == before
 
 
@@ -135,7 +135,7 @@ def test_an_answer_form_with_an_error_keeps_nothing_lost(
     )  # fmt: skip
 
     assert response.status_code == 422
-    assert "This field is required." in response.text
+    assert "Note is required." in response.text
     assert f'<option selected value="{hospital.nguyen.user_id}">' in response.text
 
 

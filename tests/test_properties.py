@@ -29,7 +29,7 @@ small model of what the rules of SPEC.md say the consult should be:
    appears or changes department, and at the end); and an action on it by
    anyone else is a 404 (or a 422 for input that fails validation before the
    consult is looked up);
-6. the actions agree with `access.available_actions`, which the pages use to
+6. the actions agree with `registry.available_actions`, which the pages use to
    offer buttons: given valid input, an action succeeds iff its name was in
    available_actions for that caller and consult just before; and after every
    change, available_actions for every caller is what the rules allow them
@@ -54,7 +54,7 @@ from hypothesis.stateful import (
     run_state_machine_as_test,
 )
 
-from broker.consults import access
+from broker.consults import registry
 from broker.extensions import db
 from broker.models import Consult, User
 
@@ -206,13 +206,16 @@ class ConsultMachine(RuleBasedStateMachine):
         return response.json
 
     def buttons(self, consult_id: int, names) -> dict[str, set[str]]:
-        """access.available_actions for these callers on the consult, as it is now."""
+        """The buttons (registry.available_actions) of these callers, as it is now."""
         with self.world.app.app_context():
             consult = db.session.get(Consult, consult_id)
             return {
-                name: access.available_actions(
-                    db.session.get(User, self.caller(name).user_id), consult
-                )
+                name: {
+                    action.name
+                    for action in registry.available_actions(
+                        db.session.get(User, self.caller(name).user_id), consult
+                    )
+                }
                 for name in names
             }
 
@@ -549,7 +552,8 @@ class ConsultMachine(RuleBasedStateMachine):
     def allowed(self, model: ModelConsult, name: str) -> set[str]:
         """The actions the rules give this caller on this consult now: SPEC.md, with
         the README's decisions (handoff also while answered, release only while
-        claimed, redirect and assign only before an answer)."""
+        claimed, assign only before an answer). Redirect is SPEC rule 5: a pending
+        consult by any member, an owned one only by its owner or a chief."""
         status = model.status
         member = name in self.world.members[model.department]
         owner = name == model.owner
@@ -565,7 +569,8 @@ class ConsultMachine(RuleBasedStateMachine):
             "decline": name == model.handoff_to,
             "answer": status == "claimed" and owner,
             "message": status in OPEN and (requester or member),
-            "redirect": status in ("pending", "claimed") and member,
+            "redirect": (status == "pending" and member)
+            or (status in OWNED and (owner or chief)),
             "close": status == "answered" and (requester or admin),
             "cancel": status in OPEN and requester,
         }

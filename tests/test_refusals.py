@@ -414,9 +414,13 @@ FORBIDDEN = [
     # messages: the requester and department members, not an admin
     ("claimed", "admin", "messages", {"body": "Status?"}),
     ("answered", "admin", "messages", {"body": "Status?"}),
-    # redirect: department members only
+    # redirect (SPEC rule 5): a pending one, department members; an owned one, only
+    # its owner or the chief: a covering colleague must not end someone's ownership
     ("claimed", "patel", "redirect", {"department": "cardiology", "reason": "Heart."}),
     ("pending", "admin", "redirect", {"department": "cardiology", "reason": "Heart."}),
+    ("claimed", "nguyen", "redirect", {"department": "cardiology", "reason": "Heart."}),
+    ("answered", "nguyen", "redirect", {"department": "cardiology", "reason": "X"}),
+    ("claimed", "admin", "redirect", {"department": "cardiology", "reason": "Heart."}),
 ]
 
 
@@ -471,8 +475,7 @@ CONFLICTS = [
     # cancel: not once closed or cancelled
     ("closed", "patel", "cancel", {"reason": "Changed my mind."}),
     ("cancelled", "patel", "cancel", {"reason": "Changed my mind."}),
-    # redirect: not once answered
-    ("answered", "castillo", "redirect", {"department": "cardiology", "reason": "X"}),
+    # redirect: not once closed or cancelled
     ("closed", "castillo", "redirect", {"department": "cardiology", "reason": "X"}),
     ("cancelled", "castillo", "redirect", {"department": "cardiology", "reason": "X"}),
     # messages: not on a closed or cancelled consult, whoever writes

@@ -31,7 +31,7 @@ def register_api(app: Flask, api: Api) -> None:
     app.url_map.converters["id"] = IdConverter
     app.url_map.converters["slug"] = SlugConverter
     from broker.api.accounts import departments, me, tokens
-    from broker.api.consults import blp as consults
+    from broker.api.consults import consults_blueprint
     from broker.api.coverage import coverage, notifications
     from broker.api.reports import blp as reports
 
@@ -40,7 +40,7 @@ def register_api(app: Flask, api: Api) -> None:
         me,
         departments,
         coverage,
-        consults,
+        consults_blueprint(),
         notifications,
         reports,
     ):

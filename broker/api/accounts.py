@@ -65,20 +65,13 @@ class Me(MethodView):
         user = caller()
         slugs = sorted(m.department.slug for m in user.memberships)
         chief_of = sorted(m.department.slug for m in user.memberships if m.is_chief)
-        roles = ["requester"]
-        if slugs:
-            roles.append("consultant")
-        if chief_of:
-            roles.append("chief")
-        if user.is_admin:
-            roles.append("admin")
         return {
             "id": user.id,
             "name": user.name,
             "email": user.email,
             "departments": slugs,
             "chief_of": chief_of,
-            "roles": roles,
+            "roles": access.roles_of(user),
         }
 
 

@@ -1,4 +1,9 @@
-"""The consult endpoints. Each view parses, calls one domain function, and shapes the result."""
+"""The consult endpoints. Each view parses, calls one domain function, and shapes the result.
+
+The action routes (`POST /api/consults/<id>/<action>`) are made from the action
+registry when the app is built (`consults_blueprint()`): one route, one input
+schema and one OpenAPI operation per registered action.
+"""
 
 from flask.views import MethodView
 
@@ -6,30 +11,21 @@ from broker.api.auth import caller
 from broker.api.blueprint import ApiBlueprint
 from broker.api.pagination import SelectPage
 from broker.api.schemas import (
-    AssignSchema,
-    BodySchema,
-    CloseSchema,
     ConsultDetailSchema,
     ConsultListArgs,
     ConsultSchema,
-    HandoffOfferSchema,
     NewConsultHeaders,
     NewConsultSchema,
     ReadSchema,
-    ReasonSchema,
-    RedirectSchema,
+    action_schema,
 )
-from broker.consults import actions
+from broker.consults import actions, registry
 from broker.consults.audit import access_log, record_read
 from broker.consults.queries import (
     ConsultFilter,
     timeline,
     visible_consult,
     visible_consults,
-)
-
-blp = ApiBlueprint(
-    "consults", __name__, url_prefix="/api/consults", description="Consults"
 )
 
 NO_SUCH_CONSULT = {404: "No such consult, or not visible to you"}
@@ -41,106 +37,100 @@ def with_timeline(consult):
     return consult
 
 
-@blp.route("")
-class Consults(MethodView):
-    @blp.arguments(ConsultListArgs, location="query")
-    @blp.response(200, ConsultSchema(many=True))
-    @blp.paginate(SelectPage, page_size=50, max_page_size=200)
-    def get(self, args):
-        """The consults the caller may see, newest first; filters combine."""
-        wanted = ConsultFilter(
-            department=args.get("department"),
-            status=args.get("status"),
-            owner_is_me=args.get("owner") == "me",
-            requester_is_me=args.get("requester") == "me",
-            overdue=args.get("overdue"),
-            updated_since=args.get("updated_since"),
+def consults_blueprint() -> ApiBlueprint:
+    """The consult endpoints, with one route per action registered now."""
+    blp = ApiBlueprint(
+        "consults", __name__, url_prefix="/api/consults", description="Consults"
+    )
+    _register_reads_and_create(blp)
+    for action in registry.ACTIONS.values():
+        _register_action(blp, action)
+    return blp
+
+
+def _register_reads_and_create(blp: ApiBlueprint) -> None:
+    @blp.route("")
+    class Consults(MethodView):
+        @blp.arguments(ConsultListArgs, location="query")
+        @blp.response(200, ConsultSchema(many=True))
+        @blp.paginate(SelectPage, page_size=50, max_page_size=200)
+        def get(self, args):
+            """The consults the caller may see, newest first; filters combine."""
+            wanted = ConsultFilter(
+                department=args.get("department"),
+                status=args.get("status"),
+                owner_is_me=args.get("owner") == "me",
+                requester_is_me=args.get("requester") == "me",
+                overdue=args.get("overdue"),
+                updated_since=args.get("updated_since"),
+            )
+            return visible_consults(caller(), wanted)
+
+        @blp.arguments(NewConsultSchema)
+        @blp.arguments(NewConsultHeaders, location="headers")
+        @blp.response(201, ConsultSchema)
+        @blp.refuses(
+            409, descriptions={409: "The Idempotency-Key was used for another consult"}
         )
-        return visible_consults(caller(), wanted)
+        def post(self, data, headers):
+            """Send a new consult to a department's queue (once per Idempotency-Key)."""
+            request_key = headers.get("request_key")
+            if request_key is None:
+                return actions.create(caller(), **data)
+            consult, created = actions.create_once(caller(), request_key, **data)
+            return consult, 201, ({} if created else {"Idempotent-Replayed": "true"})
 
-    @blp.arguments(NewConsultSchema)
-    @blp.arguments(NewConsultHeaders, location="headers")
-    @blp.response(201, ConsultSchema)
-    @blp.refuses(
-        409, descriptions={409: "The Idempotency-Key was used for another consult"}
-    )
-    def post(self, data, headers):
-        """Send a new consult to a department's queue (once per Idempotency-Key)."""
-        request_key = headers.get("request_key")
-        if request_key is None:
-            return actions.create(caller(), **data)
-        consult, created = actions.create_once(caller(), request_key, **data)
-        return consult, 201, ({} if created else {"Idempotent-Replayed": "true"})
+    @blp.route("/<id:consult_id>")
+    class ConsultDetail(MethodView):
+        @blp.response(200, ConsultDetailSchema)
+        @blp.refuses(404, descriptions=NO_SUCH_CONSULT)
+        def get(self, consult_id):
+            """The consult with its timeline, oldest event first. The read is audited."""
+            consult = with_timeline(visible_consult(caller(), consult_id))
+            record_read(consult, caller(), "api")
+            return consult
+
+    @blp.route("/<id:consult_id>/access-log")
+    class AccessLog(MethodView):
+        @blp.response(200, ReadSchema(many=True))
+        @blp.paginate(SelectPage, page_size=100, max_page_size=500)
+        @blp.refuses(
+            403,
+            404,
+            descriptions={
+                **NO_SUCH_CONSULT,
+                403: "Not a chief of its department, nor an admin",
+            },
+        )
+        def get(self, consult_id):
+            """Who read the consult's details, and when, newest first (its chiefs, admins)."""
+            consult = visible_consult(caller(), consult_id)
+            return access_log(caller(), consult)
 
 
-@blp.route("/<id:consult_id>")
-class ConsultDetail(MethodView):
-    @blp.response(200, ConsultDetailSchema)
-    @blp.refuses(404, descriptions=NO_SUCH_CONSULT)
-    def get(self, consult_id):
-        """The consult with its timeline, oldest event first. The read is audited."""
-        consult = with_timeline(visible_consult(caller(), consult_id))
-        record_read(consult, caller(), "api")
-        return consult
+def _register_action(blp: ApiBlueprint, action: registry.Action) -> None:
+    """POST /api/consults/<id>/<path>: the action; answers the consult with its
+    timeline. Refused as its predicate says (403, 409); 404 if not visible."""
 
-
-@blp.route("/<id:consult_id>/access-log")
-class AccessLog(MethodView):
-    @blp.response(200, ReadSchema(many=True))
-    @blp.paginate(SelectPage, page_size=100, max_page_size=500)
-    @blp.refuses(
-        403,
-        404,
-        descriptions={
-            **NO_SUCH_CONSULT,
-            403: "Not a chief of its department, nor an admin",
-        },
-    )
-    def get(self, consult_id):
-        """Who read the consult's details, and when, newest first (its chiefs, admins)."""
+    def take(consult_id, data):
         consult = visible_consult(caller(), consult_id)
-        return access_log(caller(), consult)
+        return with_timeline(registry.perform(action.name, consult, caller(), data))
 
-
-ACTIONS = [
-    ("claim", actions.claim, None),
-    ("release", actions.release, ReasonSchema),
-    ("assign", actions.assign, AssignSchema),
-    ("handoff", actions.hand_off, HandoffOfferSchema),
-    ("handoff/accept", actions.accept_handoff, None),
-    ("handoff/decline", actions.decline_handoff, ReasonSchema),
-    ("answer", actions.answer, BodySchema),
-    ("messages", actions.post_message, BodySchema),
-    ("redirect", actions.redirect, RedirectSchema),
-    ("close", actions.close, CloseSchema),
-    ("cancel", actions.cancel, ReasonSchema),
-]
-
-
-def register_action(path: str, do, schema) -> None:
-    """POST /api/consults/<id>/<path>: one domain action; answers the consult with its timeline."""
-
-    def act(consult_id, data=None):
-        consult = visible_consult(caller(), consult_id)
-        return with_timeline(do(consult, caller(), **(data or {})))
-
-    if schema:
+    if action.inputs:
 
         def view(data, consult_id):
-            return act(consult_id, data)
+            return take(consult_id, data)
     else:
 
         def view(consult_id):
-            return act(consult_id)
+            return take(consult_id, {})
 
-    view.__doc__ = do.__doc__
+    view.__doc__ = action.doc
     view = blp.refuses(403, 404, 409, descriptions=NO_SUCH_CONSULT)(view)
     view = blp.response(200, ConsultDetailSchema)(view)
-    if schema:
-        view = blp.arguments(schema)(view)
-    endpoint = "consult_" + path.replace("/", "_")
-    blp.route(f"/<id:consult_id>/{path}", endpoint=endpoint, methods=["POST"])(view)
-
-
-for path, do, schema in ACTIONS:
-    register_action(path, do, schema)
+    if action.inputs:
+        view = blp.arguments(action_schema(action))(view)
+    endpoint = "consult_" + action.name
+    blp.route(f"/<id:consult_id>/{action.path}", endpoint=endpoint, methods=["POST"])(
+        view
+    )

@@ -15,7 +15,7 @@ from broker.api.schemas import (
     ShiftRangeArgs,
     ShiftSchema,
 )
-from broker.consults import oncall
+from broker.consults import access, oncall
 from broker.consults.deadlines import Minutes, set_policy
 from broker.consults.notifications import inbox, mark_all_read, mark_read
 
@@ -81,7 +81,7 @@ class Shifts(MethodView):
     def get(self, args, slug):
         """The schedule: shifts overlapping [from, to); by default those not yet over (members)."""
         department = accounts.department_by_slug(slug)
-        oncall.require_can_view_schedule(caller(), department)
+        access.may_see_department(caller(), department).enforce()
         return oncall.shifts_between(department, args.get("start"), args.get("end"))
 
     @coverage.arguments(ShiftSchema)

@@ -15,10 +15,9 @@ from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from werkzeug.exceptions import HTTPException
 
 from broker.consults.changes import committing
-from broker.consults.errors import Conflict, DomainError, Invalid, NotAllowed, NotFound
+from broker.consults.errors import DomainError, Invalid
 from broker.extensions import db
-
-STATUS_OF = {NotFound: 404, NotAllowed: 403, Conflict: 409, Invalid: 422}
+from broker.http_errors import status_of
 
 DATABASE_UNAVAILABLE = (
     "The database is unavailable; nothing was saved. Try again shortly."
@@ -92,8 +91,8 @@ def _note_saved(session, changes):
 def register_error_handlers(app: Flask) -> None:
     @app.errorhandler(DomainError)
     def domain_error(error: DomainError):
-        code = STATUS_OF[type(error)]
-        errors = {error.field: [error.message]} if isinstance(error, Invalid) else None
+        code = status_of(error)
+        errors = error.errors if isinstance(error, Invalid) else None
         return error_response(code, error.message, errors)
 
     @app.errorhandler(HTTPException)

@@ -1,31 +1,17 @@
 """Marshmallow schemas: everything the API reads is validated here, everything it writes is shaped here."""
 
-from datetime import UTC, datetime
+from datetime import UTC
 
 from marshmallow import Schema, ValidationError, fields, pre_load, validate
 
+from broker.consults import limits
+from broker.consults.actions import NEW_CONSULT
 from broker.extensions import db
 from broker.models import EventKind, ShiftRole, Status, Urgency, User
 
 URGENCIES = [u.value for u in Urgency]
 STATUSES = [s.value for s in Status]
 SHIFT_ROLES = [r.value for r in ShiftRole]
-
-
-def _unstorable(value) -> str | None:
-    """Why no database can store this text, if none can.
-
-    PostgreSQL text cannot hold NUL; a lone surrogate (JSON allows "\\ud800") is
-    not Unicode, and neither database driver can encode it.
-    """
-    if "\x00" in str(value):
-        return "Contains a NUL character."
-    if isinstance(value, str):
-        try:
-            value.encode()
-        except UnicodeEncodeError:
-            return "Contains a character that is not valid Unicode."
-    return None
 
 
 class Input(Schema):
@@ -35,39 +21,84 @@ class Input(Schema):
     def refuse_unstorable_text(self, data, **kwargs):
         """Text no database can store is invalid input, field by field."""
         if hasattr(data, "items"):
-            bad = {k: [why] for k, v in data.items() if (why := _unstorable(v))}
+            bad = {
+                k: [why]
+                for k, v in data.items()
+                if isinstance(v, str) and (why := limits.unstorable(v))
+            }
             if bad:
                 raise ValidationError(bad)
         return data
 
 
-def _text(max_length: int, **kwargs) -> fields.String:
-    return fields.String(validate=validate.Length(min=1, max=max_length), **kwargs)
+def _checked_by(limit):
+    """A marshmallow validator from a domain limit: the same bound, the same words."""
+
+    def check(value) -> None:
+        if why := limit.problem(value):
+            raise ValidationError(why)
+
+    return check
+
+
+def limited(limit, **kwargs) -> fields.Field:
+    """A schema field made from a domain limit (limits.py); the OpenAPI document
+    shows its bounds."""
+    optional = {} if limit.required else {"allow_none": True, "load_default": None}
+    options = {"required": limit.required, **optional, **kwargs}
+    validate = _checked_by(limit)
+    if isinstance(limit, limits.Text):
+        bounds = {"maxLength": limit.max_length}
+        if limit.required:
+            bounds["minLength"] = 1
+        if limit.pattern:
+            bounds["pattern"] = limit.pattern
+        metadata = {**bounds, **options.pop("metadata", {})}
+        return fields.String(validate=validate, metadata=metadata, **options)
+    if isinstance(limit, limits.WholeNumber):
+        bounds = {"minimum": limit.minimum, "maximum": limit.maximum}
+        return fields.Integer(
+            strict=True, validate=validate, metadata=bounds, **options
+        )
+    if isinstance(limit, limits.Choice):
+        return fields.String(
+            validate=validate, metadata={"enum": list(limit.values)}, **options
+        )
+    if isinstance(limit, limits.Colleague):
+        description = "the id of a member of the consult's department"
+        return fields.Integer(
+            strict=True, metadata={"description": description}, **options
+        )
+    if isinstance(limit, limits.OtherDepartment):
+        return fields.String(
+            metadata={"description": "another department's slug"}, **options
+        )
+    raise TypeError(f"No schema field for {limit!r}")
+
+
+def action_schema(action) -> type[Schema]:
+    """The input schema of a consult action, from its registry entry."""
+    declared = {f.key: limited(f.limit) for f in action.inputs}
+    name = "".join(part.capitalize() for part in action.name.split("_")) + "Input"
+    return Input.from_dict(declared, name=name)
 
 
 class AwareDateTime(fields.AwareDateTime):
     """An ISO 8601 instant, read as UTC; one given without an offset is taken as UTC.
 
-    Bounded, so that any instant taken can be stored, and moved by the days a
-    report period spans, without leaving the range of a datetime.
+    Bounded (limits.INSTANT), so that any instant taken can be stored, and moved
+    by the days a report period spans, without leaving the range of a datetime.
     """
 
-    EARLIEST = datetime(1900, 1, 1, tzinfo=UTC)
-    LATEST = datetime(9999, 1, 1, tzinfo=UTC)
-    OUT_OF_RANGE = "An instant from 1900 to 9998 (UTC)."
-
-    def __init__(self, **kwargs):
+    def __init__(self, limit: limits.Instant = limits.INSTANT, **kwargs):
         super().__init__(default_timezone=UTC, **kwargs)
+        self.limit = limit
 
     def _deserialize(self, value, attr, data, **kwargs):
         instant = super()._deserialize(value, attr, data, **kwargs)
-        try:
-            instant = instant.astimezone(UTC)
-        except OverflowError:  # 0001-01-01T00:00+01:00 is in the year 0 in UTC
-            raise ValidationError(self.OUT_OF_RANGE) from None
-        if not self.EARLIEST <= instant < self.LATEST:
-            raise ValidationError(self.OUT_OF_RANGE)
-        return instant
+        if why := self.limit.problem(instant):
+            raise ValidationError(why)
+        return instant.astimezone(UTC)
 
 
 class UserRef(fields.Integer):
@@ -197,23 +228,16 @@ class ConsultListArgs(Input):
     overdue = fields.Boolean()
 
 
-class NewConsultSchema(Input):
-    department = fields.String(required=True, metadata={"description": "slug"})
-    urgency = fields.String(required=True, validate=validate.OneOf(URGENCIES))
-    patient_ref = _text(64, required=True)
-    question = _text(10_000, required=True)
-    study_ref = fields.String(
-        validate=validate.Length(max=64), allow_none=True, load_default=None
-    )
+NewConsultSchema = Input.from_dict(
+    {name: limited(limit) for name, limit in NEW_CONSULT.items()},
+    name="NewConsultSchema",
+)
 
 
 class NewConsultHeaders(Input):
-    request_key = fields.String(
+    request_key = limited(
+        limits.REQUEST_KEY,
         data_key="Idempotency-Key",
-        validate=[
-            validate.Length(min=1, max=64),
-            validate.Regexp(r"^[\x21-\x7e]+$", error="Printable ASCII, no spaces."),
-        ],
         metadata={
             "description": "any unique value chosen by the client (a UUID, say): a "
             "retry with the same key answers the consult the first request created "
@@ -223,50 +247,10 @@ class NewConsultHeaders(Input):
     )
 
 
-class ReasonSchema(Input):
-    reason = _text(2_000, required=True)
-
-
-class AssignSchema(Input):
-    assignee = UserRef(required=True, data_key="user_id")
-
-
-class HandoffOfferSchema(Input):
-    to_user = UserRef(required=True, data_key="to_user_id")
-    note = _text(2_000, required=True)
-
-
-class BodySchema(Input):
-    body = _text(10_000, required=True)
-
-
-class RedirectSchema(Input):
-    department = fields.String(required=True, metadata={"description": "slug"})
-    reason = _text(2_000, required=True)
-
-
-class CloseSchema(Input):
-    rating = fields.Integer(
-        strict=True,
-        validate=validate.Range(min=1, max=5),
-        allow_none=True,
-        load_default=None,
-    )
-    comment = fields.String(
-        validate=validate.Length(max=2_000), allow_none=True, load_default=None
-    )
-
-
-def _minutes() -> fields.Integer:
-    return fields.Integer(
-        required=True, strict=True, validate=validate.Range(min=1, max=60 * 24 * 30)
-    )
-
-
 class PolicyMinutesSchema(Input):
-    claim_minutes = _minutes()
-    answer_minutes = _minutes()
-    followup_minutes = _minutes()
+    claim_minutes = limited(limits.MINUTES)
+    answer_minutes = limited(limits.MINUTES)
+    followup_minutes = limited(limits.MINUTES)
 
 
 class PolicyUpdateSchema(Input):
@@ -281,9 +265,9 @@ class ShiftSchema(Input):
     id = fields.Integer(dump_only=True)
     user = fields.Nested(UserSchema, dump_only=True)
     user_id = UserRef(required=True, load_only=True)
-    role = fields.String(required=True, validate=validate.OneOf(SHIFT_ROLES))
-    starts_at = AwareDateTime(required=True)
-    ends_at = AwareDateTime(required=True)
+    role = limited(limits.SHIFT_ROLE)
+    starts_at = AwareDateTime(limits.SHIFT_START, required=True)
+    ends_at = AwareDateTime(limits.SHIFT_END, required=True)
 
 
 class ShiftRangeArgs(Input):

@@ -1,7 +1,9 @@
 """Every action on a consult. These functions are the only writers of consult state.
 
-Each action is one transaction: check state, check permission, change the
-consult, append one timeline event, commit. Any error rolls everything back,
+Each is declared to the registry (`@consult_action`: name, predicate, input,
+words) and runs as one transaction: the predicate of `access.py` is enforced,
+the input checked against `limits.py`, then the function changes the consult
+and appends one timeline event, and the whole commits. Any error rolls everything back,
 so a refused action leaves the consult and its timeline exactly as they were.
 A race between two writers is settled by the database through the consult's
 version column: the second UPDATE matches no row and becomes a Conflict.
@@ -12,29 +14,28 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import attributes
 
 from broker import clock
-from broker.consults import access
+from broker.consults import access, limits
 from broker.consults.changes import mark_changed, mark_departed
 from broker.consults.deadlines import (
+    by_deadline,
     due_times,
     end_ladder,
     followup_answer_due,
     start_answer_ladder,
     start_claim_ladder,
 )
-from broker.consults.errors import Conflict, Invalid, NotAllowed
+from broker.consults.errors import Conflict, Invalid
 from broker.consults.notifications import describe, notify
 from broker.consults.oncall import on_call_now
+from broker.consults.registry import Field, consult_action
 from broker.consults.transactions import transaction
 from broker.extensions import db
 from broker.models import (
-    OPEN_STATUSES,
-    OWNED_STATUSES,
     Consult,
     ConsultEvent,
     Department,
     EventKind,
     Status,
-    Urgency,
     User,
 )
 
@@ -66,45 +67,33 @@ def _record(
     return event
 
 
-def _required_text(field: str, value: str | None) -> str:
-    text = (value or "").strip()
-    if not text:
-        raise Invalid(field, f"{field.replace('_', ' ').capitalize()} is required.")
-    return text
-
-
-def _require_status(consult: Consult, allowed, doing: str) -> None:
-    if consult.status not in allowed:
-        raise Conflict(f"A {consult.status} consult cannot be {doing}.")
-
-
-def _require_owner(consult: Consult, user: User, doing: str) -> None:
-    if consult.owner_id != user.id:
-        raise NotAllowed(f"Only the consult's owner may {doing} it.")
-
-
-def _require_member(consult: Consult, user: User, doing: str) -> None:
-    if not access.is_member(user, consult.department_id):
-        raise NotAllowed(f"Only members of {consult.department.name} may {doing}.")
-
-
-def _colleague(consult: Consult, user: User, field: str) -> User:
-    if not access.is_member(user, consult.department_id):
-        raise Invalid(field, f"Choose a member of {consult.department.name}.")
-    return user
-
-
 def _withdraw_handoff(consult: Consult) -> None:
     consult.handoff_to = None
     consult.handoff_note = None
     consult.handoff_offered_at = None
 
 
-def _department_by_slug(slug: str | None, field: str = "department") -> Department:
+def _department_by_slug(slug: str | None) -> Department:
     department = db.session.scalar(select(Department).where(Department.slug == slug))
     if department is None:
-        raise Invalid(field, "No such department.")
+        raise Invalid("department", "No such department.")
     return department
+
+
+def _colleague_choices(leaving_out):
+    """(id, name) of the department's members, but the one `leaving_out` names."""
+
+    def choices(consult: Consult, user: User) -> list[tuple[int, str]]:
+        return [
+            (u.id, u.name)
+            for u in access.colleagues(consult, leaving_out(consult, user))
+        ]
+
+    return choices
+
+
+def _department_choices(consult: Consult, user: User) -> list[tuple[str, str]]:
+    return [(d.slug, d.name) for d in access.other_departments(consult)]
 
 
 @transaction
@@ -121,20 +110,19 @@ def create(
 
     `request_key` is stored with it: see `create_once`.
     """
-    target = _department_by_slug(department)
-    if urgency not in set(Urgency):
-        raise Invalid("urgency", "Urgency must be stat, urgent or routine.")
+    given = _new_consult_input(department, urgency, patient_ref, question, study_ref)
+    target = _department_by_slug(given["department"])
     at = clock.now()
-    claim_due_at, answer_due_at = due_times(target, urgency, at)
+    claim_due_at, answer_due_at = due_times(target, given["urgency"], at)
     consult = Consult(
         department=target,
-        urgency=urgency,
+        urgency=given["urgency"],
         status=Status.PENDING.value,
         requester=requester,
-        patient_ref=_required_text("patient_ref", patient_ref),
-        question=_required_text("question", question),
-        study_ref=(study_ref or "").strip() or None,
-        request_key=request_key,
+        patient_ref=given["patient_ref"],
+        question=given["question"],
+        study_ref=given["study_ref"],
+        request_key=limits.REQUEST_KEY.clean("request_key", request_key),
         created_at=at,
         routed_at=at,
         updated_at=at,
@@ -146,6 +134,23 @@ def create(
     _record(consult, EventKind.CREATED, requester)
     _alert_primary(consult, "new_consult", f"New {describe(consult)} awaits a claim.")
     return consult
+
+
+# The new consult's input: field -> limit (the form and the schema read it too).
+NEW_CONSULT = {
+    "department": limits.DEPARTMENT,
+    "urgency": limits.URGENCY,
+    "patient_ref": limits.PATIENT_REF,
+    "question": limits.QUESTION,
+    "study_ref": limits.STUDY_REF,
+}
+
+
+def _new_consult_input(department, urgency, patient_ref, question, study_ref) -> dict:
+    given = locals()
+    return limits.clean_all(
+        **{k: (limit, given[k]) for k, limit in NEW_CONSULT.items()}
+    )
 
 
 def create_once(requester: User, request_key: str, **fields) -> tuple[Consult, bool]:
@@ -164,11 +169,11 @@ def create_once(requester: User, request_key: str, **fields) -> tuple[Consult, b
             made = _made_with(requester, request_key)
             if made is None:
                 raise
-    asked = (
-        _required_text("patient_ref", fields.get("patient_ref")),
-        _required_text("question", fields.get("question")),
+    asked = limits.clean_all(
+        patient_ref=(limits.PATIENT_REF, fields.get("patient_ref")),
+        question=(limits.QUESTION, fields.get("question")),
     )
-    if (made.patient_ref, made.question) != asked:
+    if (made.patient_ref, made.question) != (asked["patient_ref"], asked["question"]):
         raise Conflict("This request key was already used for another consult.")
     return made, False
 
@@ -198,16 +203,18 @@ def _record_first_claim(consult: Consult) -> None:
         at = clock.now()
         consult.claimed_at = at
         consult.claim_seconds = _seconds_since_routing(consult, at)
-        consult.claimed_in_time = at < consult.claim_due_at
+        consult.claimed_in_time = by_deadline(at, consult.claim_due_at)
 
 
-@transaction
+@consult_action(
+    "claim",
+    may=access.may_claim,
+    done="You own this consult now.",
+    button="Claim: I own this",
+    emphasis="primary",
+)
 def claim(consult: Consult, user: User) -> Consult:
     """A department member takes ownership of a pending consult."""
-    if consult.status in OWNED_STATUSES:
-        raise Conflict(f"Already claimed by {consult.owner.name}.")
-    _require_status(consult, [Status.PENDING], "claimed")
-    _require_member(consult, user, "claim this consult")
     consult.status = Status.CLAIMED.value
     consult.owner = user
     _record_first_claim(consult)
@@ -216,12 +223,17 @@ def claim(consult: Consult, user: User) -> Consult:
     return consult
 
 
-@transaction
+@consult_action(
+    "release",
+    may=access.may_release,
+    inputs=(Field("reason", limits.REASON),),
+    done="Released back to the queue.",
+    button="Release",
+    placement="more",
+    title="Release to the queue",
+)
 def release(consult: Consult, user: User, reason: str) -> Consult:
     """The owner gives a claimed consult back to the queue; deadlines keep running."""
-    _require_status(consult, [Status.CLAIMED], "released")
-    _require_owner(consult, user, "release")
-    reason = _required_text("reason", reason)
     consult.status = Status.PENDING.value
     consult.owner = None
     _withdraw_handoff(consult)
@@ -231,15 +243,28 @@ def release(consult: Consult, user: User, reason: str) -> Consult:
     return consult
 
 
-@transaction
+@consult_action(
+    "assign",
+    may=access.may_assign,
+    inputs=(
+        Field(
+            "user_id",
+            limits.ASSIGNEE,
+            param="assignee",
+            choices=_colleague_choices(lambda consult, user: consult.owner),
+        ),
+    ),
+    done="Assigned.",
+    button="Assign",
+    placement="more",
+    title="Assign (chief)",
+)
 def assign(consult: Consult, user: User, assignee: User) -> Consult:
-    """A chief (or admin) gives ownership by authority, to a member of the department."""
-    _require_status(consult, [Status.PENDING, Status.CLAIMED], "assigned")
-    if not access.can_manage_department(user, consult.department):
-        raise NotAllowed(
-            f"Only a chief of {consult.department.name} or an admin may assign."
-        )
-    assignee = _colleague(consult, assignee, "user_id")
+    """A chief (or admin) gives ownership by authority, to a member of the department.
+
+    An open handoff offer is withdrawn: the consult has a new owner, whom it
+    never concerned. The previous owner is told at once (SPEC rule 7).
+    """
     if consult.owner_id == assignee.id:
         raise Conflict(f"{assignee.name} already owns this consult.")
     previous_owner = consult.owner
@@ -267,23 +292,36 @@ def assign(consult: Consult, user: User, assignee: User) -> Consult:
             [previous_owner.id],
             consult,
             "reassigned",
-            f"{user.name} reassigned {describe(consult)} to {assignee.name}.",
+            f"{user.name} reassigned {describe(consult)} to {assignee.name}: "
+            "it is no longer yours.",
         )
     return consult
 
 
-@transaction
+@consult_action(
+    "handoff",
+    may=access.may_hand_off,
+    inputs=(
+        Field(
+            "to_user_id",
+            limits.HANDOFF_TO,
+            param="to_user",
+            choices=_colleague_choices(lambda consult, user: user),
+        ),
+        Field("note", limits.HANDOFF_NOTE, label="Note for your colleague"),
+    ),
+    done="Handoff offered. You stay the owner until it is accepted.",
+    button="Offer handoff",
+    placement="more",
+    title="Hand off to a colleague",
+)
 def hand_off(consult: Consult, user: User, to_user: User, note: str) -> Consult:
     """The owner offers the consult to a colleague; nothing changes until accepted.
 
     A new offer replaces one still open: the owner may change their mind.
     """
-    _require_status(consult, OWNED_STATUSES, "handed off")
-    _require_owner(consult, user, "hand off")
-    to_user = _colleague(consult, to_user, "to_user_id")
     if to_user.id == user.id:
         raise Invalid("to_user_id", "Choose a colleague other than yourself.")
-    note = _required_text("note", note)
     consult.handoff_to = to_user
     consult.handoff_note = note
     consult.handoff_offered_at = clock.now()
@@ -297,17 +335,17 @@ def hand_off(consult: Consult, user: User, to_user: User, note: str) -> Consult:
     return consult
 
 
-def _require_offer_to(consult: Consult, user: User) -> None:
-    if consult.handoff_to_id is None:
-        raise Conflict("No handoff is on offer for this consult.")
-    if consult.handoff_to_id != user.id:
-        raise NotAllowed("Only the colleague offered the handoff may answer it.")
-
-
-@transaction
+@consult_action(
+    "accept",
+    path="handoff/accept",
+    may=access.may_accept_handoff,
+    done="Handoff accepted: you own this consult now.",
+    button="Accept: I own this",
+    placement="offer",
+    emphasis="primary",
+)
 def accept_handoff(consult: Consult, user: User) -> Consult:
     """The offered colleague becomes the owner; deadlines are unchanged."""
-    _require_offer_to(consult, user)
     previous_owner = consult.owner
     consult.owner = user
     consult.handoff_count += 1
@@ -322,11 +360,17 @@ def accept_handoff(consult: Consult, user: User) -> Consult:
     return consult
 
 
-@transaction
+@consult_action(
+    "decline",
+    path="handoff/decline",
+    may=access.may_decline_handoff,
+    inputs=(Field("reason", limits.REASON),),
+    done="Handoff declined.",
+    button="Decline",
+    placement="offer",
+)
 def decline_handoff(consult: Consult, user: User, reason: str) -> Consult:
     """The offered colleague says no; the owner stays the owner."""
-    _require_offer_to(consult, user)
-    reason = _required_text("reason", reason)
     owner = consult.owner
     _withdraw_handoff(consult)
     _record(consult, EventKind.HANDOFF_DECLINED, user, body=reason, subject=owner)
@@ -339,19 +383,23 @@ def decline_handoff(consult: Consult, user: User, reason: str) -> Consult:
     return consult
 
 
-@transaction
+@consult_action(
+    "answer",
+    may=access.may_answer,
+    inputs=(Field("body", limits.ANSWER, label="Your answer"),),
+    done="Answer sent.",
+    button="Send answer",
+    emphasis="primary",
+)
 def answer(consult: Consult, user: User, body: str) -> Consult:
     """Only the owner answers; an answer ends the answer escalation ladder."""
-    _require_status(consult, [Status.CLAIMED], "answered")
-    _require_owner(consult, user, "answer")
-    body = _required_text("body", body)
     at = clock.now()
     consult.status = Status.ANSWERED.value
     consult.answered_at = at
     if consult.first_answered_at is None:
         consult.first_answered_at = at
         consult.answer_seconds = _seconds_since_routing(consult, at)
-        consult.answered_in_time = at < consult.answer_due_at
+        consult.answered_in_time = by_deadline(at, consult.answer_due_at)
     end_ladder(consult, reset_level=True)
     _record(consult, EventKind.ANSWERED, user, body=body)
     notify(
@@ -363,7 +411,43 @@ def answer(consult: Consult, user: User, body: str) -> Consult:
     return consult
 
 
-@transaction
+def _message_kind(consult: Consult, user: User) -> EventKind:
+    """What a message from this person is: a follow-up, a message, or a note."""
+    if user.id == consult.requester_id:
+        if consult.status == Status.ANSWERED:
+            return EventKind.FOLLOWUP
+        return EventKind.MESSAGE
+    if user.id == consult.owner_id:
+        return EventKind.MESSAGE
+    return EventKind.NOTE
+
+
+MESSAGE_LABELS = {
+    EventKind.FOLLOWUP: "Follow-up question (goes back to the same owner)",
+    EventKind.MESSAGE: "Message",
+    EventKind.NOTE: "Note (you are not the owner: a note does not answer)",
+}
+MESSAGE_BUTTONS = {
+    EventKind.FOLLOWUP: "Ask follow-up",
+    EventKind.MESSAGE: "Send message",
+    EventKind.NOTE: "Add note",
+}
+
+
+@consult_action(
+    "message",
+    path="messages",
+    may=access.may_post_message,
+    inputs=(
+        Field(
+            "body",
+            limits.MESSAGE,
+            label=lambda consult, user: MESSAGE_LABELS[_message_kind(consult, user)],
+        ),
+    ),
+    done="Sent.",
+    button=lambda consult, user: MESSAGE_BUTTONS[_message_kind(consult, user)],
+)
 def post_message(consult: Consult, user: User, body: str) -> Consult:
     """A message on the thread.
 
@@ -371,28 +455,20 @@ def post_message(consult: Consult, user: User, body: str) -> Consult:
     `claimed`, same owner, new answer deadline. From the owner it is a message;
     from another member of the department (a covering colleague) a note.
     """
-    _require_status(consult, OPEN_STATUSES, "written to")
-    body = _required_text("body", body)
-    if user.id == consult.requester_id:
-        if consult.status == Status.ANSWERED:
-            consult.status = Status.CLAIMED.value
-            consult.answer_due_at = followup_answer_due(
-                consult.department, consult.urgency, clock.now()
-            )
-            start_answer_ladder(consult)
-            consult.followup_count += 1
-            kind = EventKind.FOLLOWUP
-        else:
-            kind = EventKind.MESSAGE
-        reader = consult.owner_id
-    elif user.id == consult.owner_id:
-        kind = EventKind.MESSAGE
-        reader = consult.requester_id
-    elif access.is_member(user, consult.department_id):
-        kind = EventKind.NOTE
+    kind = _message_kind(consult, user)
+    if kind == EventKind.FOLLOWUP:
+        consult.status = Status.CLAIMED.value
+        consult.answer_due_at = followup_answer_due(
+            consult.department, consult.urgency, clock.now()
+        )
+        start_answer_ladder(consult)
+        consult.followup_count += 1
+    if kind == EventKind.NOTE:
         reader = None
+    elif user.id == consult.requester_id:
+        reader = consult.owner_id
     else:
-        raise NotAllowed("Only the requester and the department's members may write.")
+        reader = consult.requester_id
     _record(consult, kind, user, body=body)
     if reader is not None:
         what = (
@@ -407,61 +483,89 @@ def post_message(consult: Consult, user: User, body: str) -> Consult:
     return consult
 
 
-@transaction
-def redirect(consult: Consult, user: User, department: str, reason: str) -> Consult:
-    """Send a consult that belongs elsewhere to another department's queue."""
-    _require_status(consult, [Status.PENDING, Status.CLAIMED], "redirected")
-    _require_member(consult, user, "redirect this consult")
-    target = _department_by_slug(department)
-    if target.id == consult.department_id:
-        raise Invalid("department", "Choose a different department.")
-    reason = _required_text("reason", reason)
-    origin = consult.department
+@consult_action(
+    "redirect",
+    may=access.may_redirect,
+    inputs=(
+        Field("department", limits.REDIRECT_TO, choices=_department_choices),
+        Field("reason", limits.REASON, label="Why it belongs there"),
+    ),
+    done="Redirected.",
+    button="Redirect",
+    placement="more",
+    title="Redirect to another department",
+)
+def redirect(
+    consult: Consult, user: User, department: Department, reason: str
+) -> Consult:
+    """Send a consult that belongs elsewhere to another department's queue.
+
+    The requester is told, and so is the owner it is taken from (SPEC rules 5, 7).
+    """
+    origin, previous_owner = consult.department, consult.owner
     mark_departed(db.session, consult.id, origin.id)
     at = clock.now()
-    consult.department = target
+    consult.department = department
     consult.status = Status.PENDING.value
     consult.owner = None
     _withdraw_handoff(consult)
     consult.routed_at = at
-    # The receiving department's turnaround is measured afresh from routed_at.
-    consult.claimed_at = None
-    consult.claim_seconds = None
-    consult.claimed_in_time = None
-    consult.first_answered_at = None
-    consult.answer_seconds = None
-    consult.answered_in_time = None
+    _forget_turnaround(consult)
     consult.redirect_count += 1
-    consult.claim_due_at, consult.answer_due_at = due_times(target, consult.urgency, at)
+    consult.claim_due_at, consult.answer_due_at = due_times(
+        department, consult.urgency, at
+    )
     start_claim_ladder(consult)
     _record(
         consult,
         EventKind.REDIRECTED,
         user,
         body=reason,
-        detail=f"{origin.slug} → {target.slug}",
+        detail=f"{origin.slug} → {department.slug}",
     )
+    moved = f"consult #{consult.id} from {origin.name} to {department.name}"
     notify(
         [consult.requester_id],
         consult,
         "redirected",
-        f"{user.name} redirected your consult #{consult.id} from {origin.name} to {target.name}.",
+        f"{user.name} redirected your {moved}.",
     )
+    if previous_owner is not None and previous_owner.id != user.id:
+        notify(
+            [previous_owner.id],
+            consult,
+            "redirected_away",
+            f"{user.name} redirected {moved}: it is no longer yours.",
+        )
     _alert_primary(consult, "new_consult", f"New {describe(consult)} awaits a claim.")
     return consult
 
 
-@transaction
+def _forget_turnaround(consult: Consult) -> None:
+    """The receiving department's turnaround is measured afresh from routed_at."""
+    consult.claimed_at = None
+    consult.claim_seconds = None
+    consult.claimed_in_time = None
+    consult.first_answered_at = None
+    consult.answer_seconds = None
+    consult.answered_in_time = None
+
+
+@consult_action(
+    "close",
+    may=access.may_close,
+    inputs=(
+        Field("rating", limits.RATING, label="How helpful was the answer?"),
+        Field("comment", limits.COMMENT),
+    ),
+    done="Consult closed. Thank you.",
+    button="Close consult",
+    emphasis="primary",
+)
 def close(
     consult: Consult, user: User, rating: int | None = None, comment: str | None = None
 ) -> Consult:
     """The requester (or an admin) closes an answered consult, with an optional rating."""
-    _require_status(consult, [Status.ANSWERED], "closed")
-    if not (user.id == consult.requester_id or user.is_admin):
-        raise NotAllowed("Only the requester or an admin may close a consult.")
-    if rating is not None and not 1 <= rating <= 5:
-        raise Invalid("rating", "Rating must be from 1 to 5.")
-    comment = (comment or "").strip() or None
     consult.status = Status.CLOSED.value
     consult.closed_at = clock.now()
     consult.rating = rating
@@ -484,13 +588,18 @@ def close(
     return consult
 
 
-@transaction
+@consult_action(
+    "cancel",
+    may=access.may_cancel,
+    inputs=(Field("reason", limits.REASON),),
+    done="Consult cancelled.",
+    button="Cancel consult",
+    placement="more",
+    title="Cancel this consult",
+    emphasis="danger",
+)
 def cancel(consult: Consult, user: User, reason: str) -> Consult:
     """The requester withdraws a consult that is not yet closed."""
-    _require_status(consult, OPEN_STATUSES, "cancelled")
-    if user.id != consult.requester_id:
-        raise NotAllowed("Only the requester may cancel a consult.")
-    reason = _required_text("reason", reason)
     consult.status = Status.CANCELLED.value
     _withdraw_handoff(consult)
     end_ladder(consult, reset_level=False)

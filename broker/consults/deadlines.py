@@ -3,8 +3,8 @@
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from broker.consults import access
-from broker.consults.errors import Invalid, NotAllowed
+from broker.consults import access, limits
+from broker.consults.errors import Invalid
 from broker.consults.transactions import transaction
 from broker.models import Consult, DeadlinePolicy, Department, Urgency, User
 
@@ -57,6 +57,11 @@ def due_times(
     )
 
 
+def by_deadline(at: datetime, due: datetime) -> bool:
+    """SPEC's "within deadline": done at or before the due instant."""
+    return at <= due
+
+
 def followup_answer_due(
     department: Department, urgency: str, asked_at: datetime
 ) -> datetime:
@@ -90,18 +95,34 @@ def end_ladder(consult: Consult, reset_level: bool) -> None:
     consult.level2_escalation_at = None
 
 
+def check_policy(minutes: dict[str, Minutes]) -> None:
+    """Every bad number at once, as the API names them:
+    {urgency: {"claim_minutes" | "answer_minutes" | "followup_minutes": [why]}}."""
+    errors: dict = {}
+    for urgency, m in minutes.items():
+        if (why := limits.URGENCY.problem(urgency)) is not None:
+            errors[urgency] = [why]
+            continue
+        bad = {
+            f"{part}_minutes": [why]
+            for part in ("claim", "answer", "followup")
+            if (why := limits.MINUTES.problem(getattr(m, part))) is not None
+        }
+        if not bad and m.answer < m.claim:
+            bad["answer_minutes"] = [
+                "The time to answer cannot be shorter than to claim."
+            ]
+        if bad:
+            errors[urgency] = bad
+    if errors:
+        raise Invalid.of(errors)
+
+
 @transaction
 def set_policy(user: User, department: Department, minutes: dict[str, Minutes]) -> None:
     """Replace the minutes for the urgencies given; consults already routed keep their deadlines."""
-    if not access.can_manage_department(user, department):
-        raise NotAllowed(f"Only a chief of {department.name} or an admin may do this.")
-    for urgency, m in minutes.items():
-        if m.claim <= 0 or m.answer <= 0 or m.followup <= 0:
-            raise Invalid(urgency, "Minutes must be positive whole numbers.")
-        if m.answer < m.claim:
-            raise Invalid(
-                urgency, "The time to answer cannot be shorter than to claim."
-            )
+    access.may_manage_department(user, department).enforce()
+    check_policy(minutes)
     by_urgency = {p.urgency: p for p in department.policies}
     for urgency, m in minutes.items():
         policy = by_urgency.get(urgency)

@@ -1,4 +1,4 @@
-"""Domain errors. Adapters map them: NotFound 404, NotAllowed 403, Conflict 409, Invalid 422."""
+"""Domain errors. Adapters map them to statuses in one place: `broker/http_errors.py`."""
 
 
 class DomainError(Exception):
@@ -20,8 +20,20 @@ class Conflict(DomainError):
 
 
 class Invalid(DomainError):
-    """Bad input. `field` names what to correct."""
+    """Bad input. `errors` names every field to correct ({field: [messages]});
+    `field` and `message` are the first of them."""
 
     def __init__(self, field: str, message: str):
         super().__init__(message)
         self.field = field
+        self.errors = {field: [message]}
+
+    @classmethod
+    def of(cls, errors: dict) -> "Invalid":
+        """From {field: [messages]}; a field may nest further ({field: {part: [...]}})."""
+        field, messages = next(iter(errors.items()))
+        while isinstance(messages, dict):
+            messages = next(iter(messages.values()))
+        error = cls(field, messages[0])
+        error.errors = errors
+        return error

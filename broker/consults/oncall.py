@@ -1,13 +1,13 @@
 """On-call coverage: the shift schedule of each department and who covers now."""
 
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from sqlalchemy import Select, select
 
 from broker import clock
-from broker.consults import access
-from broker.consults.errors import Conflict, Invalid, NotAllowed, NotFound
+from broker.consults import access, limits
+from broker.consults.errors import Conflict, Invalid, NotFound
 from broker.consults.transactions import transaction
 from broker.extensions import db
 from broker.models import Department, Shift, ShiftRole, User
@@ -48,16 +48,6 @@ def on_call_now(department: Department) -> Coverage:
     return coverage_at(department.id, clock.now())
 
 
-def _require_manager(user: User, department: Department) -> None:
-    if not access.can_manage_department(user, department):
-        raise NotAllowed(f"Only a chief of {department.name} or an admin may do this.")
-
-
-def require_can_view_schedule(user: User, department: Department) -> None:
-    if not (user.is_admin or access.is_member(user, department)):
-        raise NotAllowed(f"Only members of {department.name} may see its schedule.")
-
-
 def shifts_between(
     department: Department, start: datetime | None, end: datetime | None
 ) -> Select:
@@ -79,11 +69,9 @@ def add_shift(
     ends_at: datetime,
 ) -> Shift:
     """Schedule a shift. Refused for a non-member, or a primary overlapping another primary."""
-    _require_manager(actor, department)
-    if not access.is_member(user, department):
-        raise Invalid("user_id", f"Choose a member of {department.name}.")
-    if ends_at <= starts_at:
-        raise Invalid("ends_at", "A shift must end after it starts.")
+    access.may_manage_department(actor, department).enforce()
+    given = _shift_input(department, user, role, starts_at, ends_at)
+    role, starts_at, ends_at = given["role"], given["starts_at"], given["ends_at"]
     # Lock the department row (PostgreSQL) so two overlapping primaries
     # cannot both pass the check below.
     db.session.execute(
@@ -114,9 +102,36 @@ def add_shift(
     return shift
 
 
+def _shift_input(department, user, role, starts_at, ends_at) -> dict:
+    """Every bad field of a new shift at once (see limits.py)."""
+    errors = {}
+    if user is None or not access.is_member(user, department):
+        errors["user_id"] = [f"Choose a member of {department.name}."]
+    try:
+        given = limits.clean_all(
+            role=(limits.SHIFT_ROLE, role),
+            starts_at=(limits.SHIFT_START, starts_at),
+            ends_at=(limits.SHIFT_END, ends_at),
+        )
+    except Invalid as error:
+        errors.update(error.errors)
+        given = {}
+    if "starts_at" in given and "ends_at" in given:
+        length = given["ends_at"] - given["starts_at"]
+        if length <= timedelta(0):
+            errors["ends_at"] = ["A shift must end after it starts."]
+        elif length > limits.LONGEST_SHIFT:
+            errors["ends_at"] = [
+                f"A shift lasts at most {limits.LONGEST_SHIFT.days} days."
+            ]
+    if errors:
+        raise Invalid.of(errors)
+    return given
+
+
 @transaction
 def remove_shift(actor: User, department: Department, shift_id: int) -> None:
-    _require_manager(actor, department)
+    access.may_manage_department(actor, department).enforce()
     shift = db.session.get(Shift, shift_id)
     if shift is None or shift.department_id != department.id:
         raise NotFound("No such shift.")

@@ -3,14 +3,22 @@
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import Select, and_, or_, select
+from sqlalchemy import Select, and_, case, or_, select
 from sqlalchemy.orm import selectinload
 
 from broker import clock
 from broker.consults import access
 from broker.consults.errors import NotFound
 from broker.extensions import db
-from broker.models import Consult, ConsultEvent, Department, Status, User
+from broker.models import (
+    OPEN_STATUSES,
+    Consult,
+    ConsultEvent,
+    Department,
+    Status,
+    Urgency,
+    User,
+)
 
 NOT_FOUND = "No such consult."
 
@@ -86,3 +94,33 @@ def visible_consults(user: User, wanted: ConsultFilter) -> Select:
     elif wanted.overdue is False:
         query = query.where(~overdue_clause())
     return query.order_by(Consult.created_at.desc(), Consult.id.desc())
+
+
+# The queue's order: stat first, then urgent, then routine; within each, the
+# deadline now running (to claim while pending, to answer once claimed) first.
+URGENCY_FIRST = case(
+    {Urgency.STAT.value: 0, Urgency.URGENT.value: 1}, value=Consult.urgency, else_=2
+)
+RUNNING_DEADLINE = case(
+    (Consult.status == Status.PENDING.value, Consult.claim_due_at),
+    else_=Consult.answer_due_at,
+)
+
+
+def department_queue(department: Department) -> list[Consult]:
+    """The department's open consults in the queue's order, with their people loaded."""
+    return list(
+        db.session.scalars(
+            select(Consult)
+            .where(
+                Consult.department_id == department.id,
+                Consult.status.in_(OPEN_STATUSES),
+            )
+            .options(
+                selectinload(Consult.requester),
+                selectinload(Consult.owner),
+                selectinload(Consult.handoff_to),
+            )
+            .order_by(URGENCY_FIRST, RUNNING_DEADLINE, Consult.id)
+        )
+    )

@@ -13,7 +13,6 @@ from broker.web.charts import bar_chart, line_chart
 from broker.web.views import _department_or_404, _user
 
 DEFAULT_DAYS = 90
-THANKS_MIN_CONSULTS = 3
 
 
 def _period() -> tuple[date, date]:
@@ -34,27 +33,12 @@ def _instant(day: date) -> datetime:
     return local_time.start_of(day)
 
 
-def thank_you_board(by_consultant: list[dict]) -> list[dict]:
-    """Consultants with enough answers, fastest median answer first, then best rated."""
-    eligible = [
-        row
-        for row in by_consultant
-        if row["group"] != "(unclaimed)"
-        and row["count"] >= THANKS_MIN_CONSULTS
-        and row["answer_p50_minutes"] is not None
-    ]
-    return sorted(
-        eligible,
-        key=lambda r: (r["answer_p50_minutes"], -(r["mean_rating"] or 0)),
-    )[:5]
-
-
 @web.get("/departments/<slug:slug>/dashboard")
 @login_required
 def dashboard(slug):
     department = _department_or_404(slug)
     user = _user()
-    if not access.can_manage_department(user, department):
+    if not access.may_manage_department(user, department):
         abort(403)
     start, end = _period()
     period = reports.Period(_instant(start), _instant(end + timedelta(days=1)))
@@ -106,7 +90,7 @@ def dashboard(slug):
         weekly=weekly,
         by_urgency=by_urgency,
         by_consultant=by_consultant,
-        thanks=thank_you_board(by_consultant),
+        thanks=reports.thank_you_board(by_consultant),
         escalated=escalated[:50],
         charts=charts,
         csv_query={

@@ -19,29 +19,26 @@ from flask import (
     url_for,
 )
 from flask_login import current_user, login_required, login_user, logout_user
-from sqlalchemy import case, select
+from sqlalchemy import select
 
 from broker import accounts, clock
-from broker.consults import access, actions, oncall
+from broker.consults import access, actions, oncall, registry
 from broker.consults.audit import record_read
-from broker.consults.deadlines import Minutes, set_policy
+from broker.consults.deadlines import Minutes, check_policy, set_policy
 from broker.consults.errors import Conflict, DomainError, Invalid, NotFound
 from broker.consults.notifications import inbox, mark_all_read
 from broker.consults.queries import (
     ConsultFilter,
+    department_queue,
     timeline,
     visible_consult,
     visible_consults,
 )
 from broker.extensions import db
+from broker.http_errors import status_of
 from broker.models import OPEN_STATUSES, Consult, Department, Status, Urgency, User
 from broker.throttle import sign_in_limits
 from broker.web import forms, local_time, web
-
-STATUS_OF = {"NotFound": 404, "NotAllowed": 403, "Conflict": 409, "Invalid": 422}
-URGENCY_FIRST = case(
-    {Urgency.STAT.value: 0, Urgency.URGENT.value: 1}, value=Consult.urgency, else_=2
-)
 
 
 def _user() -> User:
@@ -163,7 +160,7 @@ def new_consult():
         try:
             consult = _create_once(form)
         except Invalid as error:
-            getattr(form, error.field).errors.append(error.message)
+            show_errors(form, error)
         except Conflict:  # this form was sent before, with another patient or question
             form.request_key.data = uuid.uuid4().hex
             flash(
@@ -194,16 +191,9 @@ def my_consults():
 @login_required
 def queue(slug):
     department = _department_or_404(slug)
-    if not (_user().is_admin or access.is_member(_user(), department)):
+    if not access.may_see_department(_user(), department):
         abort(403)
-    query = (
-        select(Consult)
-        .where(
-            Consult.department_id == department.id, Consult.status.in_(OPEN_STATUSES)
-        )
-        .order_by(URGENCY_FIRST, Consult.claim_due_at)
-    )
-    consults = list(db.session.scalars(query))
+    consults = department_queue(department)
     by_status = {s: [c for c in consults if c.status == s] for s in OPEN_STATUSES}
     template = "_queue.html" if _fragment() else "queue.html"
     return render_template(
@@ -230,112 +220,26 @@ def _consult_or_404(consult_id: int) -> Consult:
         abort(404)
 
 
-def _members(consult: Consult, exclude: User | None = None) -> list[tuple[int, str]]:
-    return [
-        (user.id, user.name + (" (chief)" if m.is_chief else ""))
-        for m, user in access.members_of(consult.department)
-        if exclude is None or user.id != exclude.id
-    ]
-
-
-def action_forms(consult: Consult, formdata=None) -> dict:
-    """One form per action the user may take now, each under its own field prefix."""
+def action_forms(consult: Consult, failed: tuple | None = None) -> list[tuple]:
+    """(action, form) for each action this user may take now, in the registry's order;
+    `failed` = (action name, the form as sent), shown again with its errors."""
     user = _user()
-    allowed = access.available_actions(user, consult)
-    made = {}
-    for name in sorted(allowed):
-        form_class = ACTION_FORMS[name]
-        form = form_class(formdata=formdata, prefix=name)
-        if name == "answer":
-            form.body.label.text = "Your answer"
-        elif name == "handoff":
-            form.to_user_id.choices = forms.options(_members(consult, exclude=user))
-        elif name == "assign":
-            form.user_id.choices = forms.options(
-                _members(consult, exclude=consult.owner)
-            )
-        elif name == "redirect":
-            form.department.choices = forms.options(
-                (slug, label)
-                for slug, label in _department_choices()
-                if slug != consult.department.slug
-            )
-        made[name] = form
+    made = []
+    for action in registry.available_actions(user, consult):
+        if failed and failed[0] == action.name:
+            made.append((action, failed[1]))
+        else:
+            made.append((action, forms.action_form(action, consult, user)))
     return made
 
 
-ACTION_FORMS = {
-    "claim": forms.ActionForm,
-    "accept": forms.ActionForm,
-    "release": forms.ReasonForm,
-    "decline": forms.ReasonForm,
-    "cancel": forms.ReasonForm,
-    "answer": forms.BodyForm,
-    "message": forms.BodyForm,
-    "handoff": forms.HandoffForm,
-    "assign": forms.AssignForm,
-    "redirect": forms.RedirectForm,
-    "close": forms.CloseForm,
-}
-
-
-def _do(name: str, consult: Consult, form) -> Consult:
-    """Call the domain action behind a page's form."""
-    user = _user()
-    match name:
-        case "claim":
-            return actions.claim(consult, user)
-        case "accept":
-            return actions.accept_handoff(consult, user)
-        case "release":
-            return actions.release(consult, user, form.reason.data)
-        case "decline":
-            return actions.decline_handoff(consult, user, form.reason.data)
-        case "cancel":
-            return actions.cancel(consult, user, form.reason.data)
-        case "answer":
-            return actions.answer(consult, user, form.body.data)
-        case "message":
-            return actions.post_message(consult, user, form.body.data)
-        case "handoff":
-            colleague = db.session.get(User, form.to_user_id.data)
-            return actions.hand_off(consult, user, colleague, form.note.data)
-        case "assign":
-            return actions.assign(
-                consult, user, db.session.get(User, form.user_id.data)
-            )
-        case "redirect":
-            return actions.redirect(
-                consult, user, form.department.data, form.reason.data
-            )
-        case "close":
-            rating = int(form.rating.data) if form.rating.data else None
-            return actions.close(consult, user, rating, form.comment.data)
-    abort(404)
-
-
-DONE = {
-    "claim": "You own this consult now.",
-    "accept": "Handoff accepted: you own this consult now.",
-    "release": "Released back to the queue.",
-    "decline": "Handoff declined.",
-    "cancel": "Consult cancelled.",
-    "answer": "Answer sent.",
-    "message": "Sent.",
-    "handoff": "Handoff offered. You stay the owner until it is accepted.",
-    "assign": "Assigned.",
-    "redirect": "Redirected.",
-    "close": "Consult closed. Thank you.",
-}
-
-
-def _render_consult(consult: Consult, forms_by_action: dict, status: int = 200):
+def _render_consult(consult: Consult, failed: tuple | None = None, status: int = 200):
     template = "_consult.html" if _fragment() else "consult.html"
     return render_template(
         template,
         consult=consult,
         events=timeline(consult),
-        forms=forms_by_action,
+        actions=action_forms(consult, failed),
         members=access.members_of(consult.department),
     ), status
 
@@ -344,37 +248,56 @@ def _render_consult(consult: Consult, forms_by_action: dict, status: int = 200):
 @login_required
 def consult_page(consult_id):
     consult = _consult_or_404(consult_id)
-    page = _render_consult(consult, action_forms(consult))
+    page = _render_consult(consult)
     record_read(consult, _user(), "page")
     return page
+
+
+def show_errors(form, error: Invalid, field_named=lambda key: key) -> bool:
+    """Put each of the domain's field errors beside its field; False if a field is
+    not on this form (then the page shows the message at the top)."""
+    placed = True
+    for key, messages in _flat(error.errors):
+        field = getattr(form, field_named(key), None)
+        if field is None:
+            placed = False
+        else:
+            field.errors = [*field.errors, *messages]
+    return placed
+
+
+def _flat(errors: dict, prefix: str = ""):
+    """({"stat": {"claim_minutes": [..]}} -> ("stat.claim_minutes", [..]), ...)"""
+    for key, value in errors.items():
+        if isinstance(value, dict):
+            yield from _flat(value, f"{prefix}{key}.")
+        else:
+            yield prefix + key, value
 
 
 @web.post("/consults/<id:consult_id>/<name>")
 @login_required
 def consult_action(consult_id, name):
-    if name not in ACTION_FORMS:
-        abort(404)
+    action = registry.ACTIONS.get(name) or abort(404)
     consult = _consult_or_404(consult_id)
-    all_forms = action_forms(consult)
-    form = action_forms(consult, formdata=request.form).get(name)
-    if form is None:
-        flash("That action is no longer available on this consult.", "error")
-        return _render_consult(consult, all_forms, 409)
-    all_forms[name] = form
+    user = _user()
+    form = forms.action_form(action, consult, user, formdata=request.form)
+    verdict = action.may(user, consult)
+    if not verdict:
+        flash(verdict.reason, "error")
+        return _render_consult(consult, status=status_of(verdict.refusal))
     if not form.validate_on_submit():
-        return _render_consult(consult, all_forms, 422)
+        return _render_consult(consult, (name, form), 422)
     try:
-        _do(name, consult, form)
+        registry.perform(name, consult, user, forms.action_input(action, form))
     except DomainError as error:
-        if isinstance(error, Invalid) and hasattr(form, error.field):
-            getattr(form, error.field).errors.append(error.message)
-        else:
+        if not (isinstance(error, Invalid) and show_errors(form, error)):
             flash(error.message, "error")
         db.session.expire_all()
         consult = _consult_or_404(consult_id)
-        return _render_consult(consult, all_forms, STATUS_OF[type(error).__name__])
-    flash(DONE[name])
-    if not access.can_see(_user(), consult):
+        return _render_consult(consult, (name, form), status_of(error))
+    flash(action.done)
+    if not access.can_see(user, consult):
         return redirect(url_for("web.home"))
     return redirect(url_for("web.consult_page", consult_id=consult_id))
 
@@ -406,7 +329,7 @@ def on_call():
 
 def _manageable_department(slug: str) -> Department:
     department = _department_or_404(slug)
-    if not access.can_manage_department(_user(), department):
+    if not access.may_manage_department(_user(), department):
         abort(403)
     return department
 
@@ -454,23 +377,33 @@ def department_settings(slug):
 def department_policy(slug):
     department = _manageable_department(slug)
     form = _policy_form(department, request.form)
-    if form.validate_on_submit():
-        minutes = {
-            u.value: Minutes(
-                getattr(form, f"{u.value}_claim").data,
-                getattr(form, f"{u.value}_answer").data,
-                getattr(form, f"{u.value}_followup").data,
-            )
-            for u in Urgency
-        }
-        try:
+    valid = form.validate_on_submit()
+    minutes = _typed_minutes(form)
+    try:  # every error at once: the fields' own, and answer-before-claim
+        check_policy(minutes)
+    except Invalid as error:
+        show_errors(form, error, field_named=_policy_field)
+    else:
+        if valid:
             set_policy(_user(), department, minutes)
-        except Invalid as error:
-            getattr(form, f"{error.field}_answer").errors.append(error.message)
-        else:
             flash("Deadlines saved. They apply to consults sent from now on.")
             return redirect(url_for("web.department_settings", slug=slug))
     return _render_settings(department, policy_form=form, status=422)
+
+
+def _typed_minutes(form: forms.PolicyForm) -> dict[str, Minutes]:
+    """The minutes of each urgency whose three fields hold valid numbers."""
+    typed = {}
+    for urgency in Urgency:
+        parts = [form[f"{urgency.value}_{p}"] for p in ("claim", "answer", "followup")]
+        if not any(f.errors for f in parts):
+            typed[urgency.value] = Minutes(*(f.data for f in parts))
+    return typed
+
+
+def _policy_field(key: str) -> str:
+    """The domain's "stat.answer_minutes" is the form's "stat_answer"."""
+    return key.replace(".", "_").removesuffix("_minutes")
 
 
 @web.post("/departments/<slug:slug>/shifts")
@@ -489,10 +422,11 @@ def department_add_shift(slug):
                 local_time.typed(form.starts_at.data),
                 local_time.typed(form.ends_at.data),
             )
+        except Invalid as error:
+            show_errors(form, error)
         except DomainError as error:
-            field = getattr(form, getattr(error, "field", ""), None) or form.starts_at
-            field.errors.append(error.message)
-            status = STATUS_OF[type(error).__name__]
+            form.starts_at.errors.append(error.message)
+            status = status_of(error)
         else:
             flash("Shift added.")
             return redirect(url_for("web.department_settings", slug=slug))
