@@ -14,7 +14,6 @@ from sqlalchemy import select, text
 
 from broker.consults.escalation import sweep
 from broker.extensions import db
-from broker.generate import DOMAIN, generate_history
 from broker.models import (
     Consult,
     ConsultEvent,
@@ -23,6 +22,7 @@ from broker.models import (
     Membership,
     User,
 )
+from seed.generate import DOMAIN, generate_history
 
 END = datetime(2026, 6, 1, 12, 0, tzinfo=UTC)  # a Monday noon
 
@@ -484,10 +484,10 @@ def test_a_refused_batch_is_one_line_and_keeps_the_batches_before_it(
     flask, app, monkeypatch
 ):
     """A row the database refuses (here a rating of 9) ends the run cleanly."""
-    from broker import generate
+    from seed import generate, story
 
     monkeypatch.setattr(generate, "BATCH_CONSULTS", 100)
-    life = generate._History.life
+    life = story.History.life
 
     def a_bad_row_in_the_second_batch(self, consult_id, created, left_open):
         row, events = life(self, consult_id, created, left_open)
@@ -495,7 +495,7 @@ def test_a_refused_batch_is_one_line_and_keeps_the_batches_before_it(
             row = row[:25] + (9,) + row[26:]  # rating
         return row, events
 
-    monkeypatch.setattr(generate._History, "life", a_bad_row_in_the_second_batch)
+    monkeypatch.setattr(story.History, "life", a_bad_row_in_the_second_batch)
 
     result = flask("generate", "--consults", "300", "--days", "30")
 

@@ -31,6 +31,18 @@ from broker.models import (
 consults = Consult.__table__
 events_table = ConsultEvent.__table__
 
+AUTO_CLOSED = "closed automatically: no follow-up after the answer"
+
+
+def waiting_for(status: str) -> str:
+    """What an escalated consult was not, by its deadline: claimed, or answered."""
+    return "claimed" if status == Status.PENDING else "answered"
+
+
+def escalated_detail(level: int, status: str) -> str:
+    """The ESCALATED event's detail, for a consult in `status` reaching `level`."""
+    return f"level {level}: not {waiting_for(status)} by its deadline"
+
 
 @dataclass
 class SweepResult:
@@ -134,19 +146,18 @@ def _fire_rung(level: int, at: datetime, recipients: _Recipients) -> list:
     names = _department_names({row.department_id for row in rows})
     events, notices = [], []
     for row in rows:
-        waiting_for = "claimed" if row.status == Status.PENDING else "answered"
         events.append(
             {
                 "consult_id": row.id,
                 "kind": EventKind.ESCALATED.value,
                 "actor_id": None,
                 "at": at,
-                "detail": f"level {level}: not {waiting_for} by its deadline",
+                "detail": escalated_detail(level, row.status),
             }
         )
         message = (
             f"Escalated to level {level}: {row.urgency} consult #{row.id} to "
-            f"{names[row.department_id]} was not {waiting_for} by its deadline."
+            f"{names[row.department_id]} was not {waiting_for(row.status)} by its deadline."
         )
         notices += notices_for(
             recipients.for_rung(level, row.status, row.owner_id, row.department_id),
@@ -190,7 +201,7 @@ def _auto_close(answered_before: datetime, at: datetime) -> list[int]:
                 "kind": EventKind.CLOSED.value,
                 "actor_id": None,
                 "at": at,
-                "detail": "closed automatically: no follow-up after the answer",
+                "detail": AUTO_CLOSED,
             }
             for row in rows
         ],
