@@ -4,6 +4,7 @@ Everything is made through the same domain functions the API uses, with the
 clock set back, so the timelines read as a real shift would have written them.
 """
 
+from dataclasses import dataclass
 from datetime import timedelta
 
 from broker import accounts, clock
@@ -22,52 +23,16 @@ DEPARTMENTS = [
 # email, name, role shown to the user, department memberships {slug: is_chief}, admin
 PEOPLE = [
     ("admin@demo.test", "Alex Admin", "admin", {}, True),
-    (
-        "okafor@demo.test",
-        "Dr. Ada Okafor",
-        "radiology chief",
-        {"radiology": True},
-        False,
-    ),
-    (
-        "castillo@demo.test",
-        "Dr. Ben Castillo",
-        "radiologist",
-        {"radiology": False},
-        False,
-    ),
-    (
-        "nguyen@demo.test",
-        "Dr. Chloe Nguyen",
-        "radiologist",
-        {"radiology": False},
-        False,
-    ),
-    (
-        "raman@demo.test",
-        "Dr. Priya Raman",
-        "pathology chief",
-        {"pathology": True},
-        False,
-    ),
+    ("okafor@demo.test", "Dr. Ada Okafor", "radiology chief", {"radiology": True}, False),
+    ("castillo@demo.test", "Dr. Ben Castillo", "radiologist", {"radiology": False}, False),
+    ("nguyen@demo.test", "Dr. Chloe Nguyen", "radiologist", {"radiology": False}, False),
+    ("raman@demo.test", "Dr. Priya Raman", "pathology chief", {"pathology": True}, False),
     ("haddad@demo.test", "Dr. Omar Haddad", "pathologist", {"pathology": False}, False),
-    (
-        "fischer@demo.test",
-        "Dr. Lena Fischer",
-        "cardiology chief",
-        {"cardiology": True},
-        False,
-    ),
-    (
-        "lee@demo.test",
-        "Dr. Marcus Lee",
-        "cardiologist (also requests radiology)",
-        {"cardiology": False},
-        False,
-    ),
+    ("fischer@demo.test", "Dr. Lena Fischer", "cardiology chief", {"cardiology": True}, False),
+    ("lee@demo.test", "Dr. Marcus Lee", "cardiologist (also requests radiology)", {"cardiology": False}, False),
     ("patel@demo.test", "Dr. Sam Patel", "hospitalist (requester)", {}, False),
     ("reyes@demo.test", "Jordan Reyes, NP", "emergency NP (requester)", {}, False),
-]
+]  # fmt: skip
 
 
 def logins() -> list[tuple[str, str, str, str]]:
@@ -134,129 +99,82 @@ def _demo_shifts(departments: dict, p: dict[str, User]) -> None:
                 )
 
 
+@dataclass(frozen=True)
+class Who:
+    """A person of PEOPLE (by the part of the email before @) as an action's argument."""
+
+    key: str
+
+
+DAYS_2 = 2 * 24 * 60
+
+# One consult per story, in every state: (minutes ago, who acts, action of
+# broker/consults/actions.py, its arguments). The first step creates the
+# consult; each later one acts on it.
+STORIES = [
+    [
+        (DAYS_2, "patel", "create", "radiology", "urgent", "MRN-DEMO-1001",
+         "CT abdomen from this morning: is there a drainable collection near the appendix?",
+         "ACC-55102"),
+        (DAYS_2 - 20, "castillo", "claim"),
+        (DAYS_2 - 95, "castillo", "answer",
+         "Yes: 4 cm rim-enhancing collection in the right lower quadrant, safe window for percutaneous drainage."),
+        (DAYS_2 - 120, "patel", "post_message", "Thanks. Is the collection loculated?"),
+        (DAYS_2 - 150, "castillo", "answer", "Single locule; one drain should do."),
+        (DAYS_2 - 160, "patel", "close", 5, "Clear and quick, thank you."),
+    ],
+    [
+        (26 * 60, "reyes", "create", "pathology", "routine", "MRN-DEMO-1002",
+         "Frozen section request for tomorrow's thyroid case."),
+        (25 * 60, "reyes", "cancel", "Surgery postponed; will send a new request."),
+    ],
+    [
+        (6 * 60, "reyes", "create", "cardiology", "urgent", "MRN-DEMO-1003",
+         "New AF with rate 130 in a 72-year-old after hip surgery. Rate or rhythm control?"),
+        (5 * 60 + 40, "lee", "claim"),
+        (4 * 60, "lee", "answer",
+         "Rate control with metoprolol; anticoagulate once surgeons agree. Will review tomorrow."),
+    ],
+    [
+        (9 * 60, "patel", "create", "pathology", "routine", "MRN-DEMO-1004",
+         "Please review margins on yesterday's colectomy specimen.", "S26-04411"),
+    ],
+    [
+        (90, "patel", "create", "radiology", "urgent", "MRN-DEMO-1005",
+         "Chest X-ray: new right basal opacity, effusion or consolidation?", "ACC-55188"),
+        (80, "castillo", "claim"),
+        (15, "castillo", "hand_off", Who("nguyen"),
+         "End of my shift; prior films are linked in PACS."),
+    ],
+    [
+        (40, "lee", "create", "radiology", "urgent", "MRN-DEMO-1006",
+         "Echo suggests pericardial thickening: does the CT support constriction?",
+         "ACC-55190"),
+        (30, "nguyen", "claim"),
+    ],
+    [
+        (25, "reyes", "create", "radiology", "urgent", "MRN-DEMO-1007",
+         "Troponin rising, ECG with lateral ST depression. Can someone see this patient today?"),
+        (20, "okafor", "redirect", "cardiology", "This needs a cardiologist, not imaging."),
+    ],
+    [
+        (4, "reyes", "create", "radiology", "stat", "MRN-DEMO-1008",
+         "Head CT for a 64-year-old with sudden left-sided weakness, last seen well 40 minutes ago.",
+         "ACC-55201"),
+    ],
+]  # fmt: skip
+
+
 def _demo_consults(p: dict[str, User]) -> None:
+    """Each story's steps through the domain's actions, on the clock of their time."""
     start = clock.now()
-
-    def at(minutes_ago: int):
-        return clock.frozen_at(start - timedelta(minutes=minutes_ago))
-
-    with at(2 * 24 * 60):
-        closed = actions.create(
-            p["patel"],
-            "radiology",
-            "urgent",
-            "MRN-DEMO-1001",
-            "CT abdomen from this morning: is there a drainable collection near the appendix?",
-            "ACC-55102",
-        )
-    with at(2 * 24 * 60 - 20):
-        actions.claim(closed, p["castillo"])
-    with at(2 * 24 * 60 - 95):
-        actions.answer(
-            closed,
-            p["castillo"],
-            "Yes: 4 cm rim-enhancing collection in the right lower quadrant, safe window for percutaneous drainage.",
-        )
-    with at(2 * 24 * 60 - 120):
-        actions.post_message(closed, p["patel"], "Thanks. Is the collection loculated?")
-    with at(2 * 24 * 60 - 150):
-        actions.answer(closed, p["castillo"], "Single locule; one drain should do.")
-    with at(2 * 24 * 60 - 160):
-        actions.close(closed, p["patel"], 5, "Clear and quick, thank you.")
-
-    with at(26 * 60):
-        cancelled = actions.create(
-            p["reyes"],
-            "pathology",
-            "routine",
-            "MRN-DEMO-1002",
-            "Frozen section request for tomorrow's thyroid case.",
-        )
-    with at(25 * 60):
-        actions.cancel(
-            cancelled, p["reyes"], "Surgery postponed; will send a new request."
-        )
-
-    with at(6 * 60):
-        answered = actions.create(
-            p["reyes"],
-            "cardiology",
-            "urgent",
-            "MRN-DEMO-1003",
-            "New AF with rate 130 in a 72-year-old after hip surgery. Rate or rhythm control?",
-        )
-    with at(5 * 60 + 40):
-        actions.claim(answered, p["lee"])
-    with at(4 * 60):
-        actions.answer(
-            answered,
-            p["lee"],
-            "Rate control with metoprolol; anticoagulate once surgeons agree. Will review tomorrow.",
-        )
-
-    with at(9 * 60):
-        actions.create(
-            p["patel"],
-            "pathology",
-            "routine",
-            "MRN-DEMO-1004",
-            "Please review margins on yesterday's colectomy specimen.",
-            "S26-04411",
-        )
-
-    with at(90):
-        handed = actions.create(
-            p["patel"],
-            "radiology",
-            "urgent",
-            "MRN-DEMO-1005",
-            "Chest X-ray: new right basal opacity, effusion or consolidation?",
-            "ACC-55188",
-        )
-    with at(80):
-        actions.claim(handed, p["castillo"])
-    with at(15):
-        actions.hand_off(
-            handed,
-            p["castillo"],
-            p["nguyen"],
-            "End of my shift; prior films are linked in PACS.",
-        )
-
-    with at(40):
-        claimed = actions.create(
-            p["lee"],
-            "radiology",
-            "urgent",
-            "MRN-DEMO-1006",
-            "Echo suggests pericardial thickening: does the CT support constriction?",
-            "ACC-55190",
-        )
-    with at(30):
-        actions.claim(claimed, p["nguyen"])
-
-    with at(25):
-        redirected = actions.create(
-            p["reyes"],
-            "radiology",
-            "urgent",
-            "MRN-DEMO-1007",
-            "Troponin rising, ECG with lateral ST depression. Can someone see this patient today?",
-        )
-    with at(20):
-        actions.redirect(
-            redirected,
-            p["okafor"],
-            "cardiology",
-            "This needs a cardiologist, not imaging.",
-        )
-
-    with at(4):
-        actions.create(
-            p["reyes"],
-            "radiology",
-            "stat",
-            "MRN-DEMO-1008",
-            "Head CT for a 64-year-old with sudden left-sided weakness, last seen well 40 minutes ago.",
-            "ACC-55201",
-        )
+    for story in STORIES:
+        consult = None
+        for minutes_ago, who, action, *args in story:
+            args = [p[a.key] if isinstance(a, Who) else a for a in args]
+            act = getattr(actions, action)
+            with clock.frozen_at(start - timedelta(minutes=minutes_ago)):
+                if consult is None:
+                    consult = act(p[who], *args)
+                else:
+                    act(consult, p[who], *args)
