@@ -117,9 +117,17 @@ class Life:
         self.owner = user
         if self.claimed_at is None:
             self.claimed_at = at
-            self.claim_seconds = (at - self.routed_at) // SECOND
-            self.claimed_in_time = at <= self.claim_due_at
+            self.claim_seconds, self.claimed_in_time = self._turnaround(
+                at, self.claim_due_at
+            )
         self._start_ladder(self.answer_due_at, at)
+
+    def _turnaround(self, at, due) -> tuple[int, bool]:
+        """A first claim's or answer's report facts: seconds since routing, and in time.
+
+        In time is by the deadline, at or before it, as SPEC defines it.
+        """
+        return (at - self.routed_at) // SECOND, at <= due
 
     def ask_again(self, at, body):
         """A follow-up question: claimed again, the answer due anew."""
@@ -134,8 +142,9 @@ class Life:
         self.answered_at = at
         if self.first_answered is None:
             self.first_answered = at
-            self.answer_seconds = (at - self.routed_at) // SECOND
-            self.answered_in_time = at <= self.answer_due_at
+            self.answer_seconds, self.answered_in_time = self._turnaround(
+                at, self.answer_due_at
+            )
         self.end_ladder(reset_level=True)
         self.emit(EventKind.ANSWERED.value, self.owner, at, body)
 

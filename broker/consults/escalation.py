@@ -109,26 +109,29 @@ def sweep(at: datetime, auto_close_after: timedelta) -> SweepResult:
     return result
 
 
-def _fire_rung(level: int, at: datetime, recipients: _Recipients) -> list:
+def rung_update(level: int, at: datetime, read=lambda column: column):
+    """The UPDATE ... RETURNING that fires every consult's level-`level` rung due at `at`.
+
+    `read` wraps the ladder columns where they are compared (bench/sweep.py hides
+    them from their indexes, to measure a full scan against this).
+    """
     rung = (
         consults.c.level1_escalation_at
         if level == 1
         else consults.c.level2_escalation_at
     )
-    due = [rung <= at, consults.c.status.in_([Status.PENDING, Status.CLAIMED])]
+    due = [read(rung) <= at, consults.c.status.in_([Status.PENDING, Status.CLAIMED])]
     if level == 2:
-        due.append(consults.c.level1_escalation_at.is_(None))
-    rows = db.session.execute(
+        due.append(read(consults.c.level1_escalation_at).is_(None))
+    highest = consults.c.max_escalation_level
+    return (
         update(consults)
         .where(*due)
         .values(
             {
                 rung: None,
                 consults.c.escalation_level: level,
-                consults.c.max_escalation_level: case(
-                    (consults.c.max_escalation_level < level, level),
-                    else_=consults.c.max_escalation_level,
-                ),
+                highest: case((highest < level, level), else_=highest),
                 consults.c.version: consults.c.version + 1,
                 consults.c.updated_at: at,
             }
@@ -140,7 +143,11 @@ def _fire_rung(level: int, at: datetime, recipients: _Recipients) -> list:
             consults.c.department_id,
             consults.c.urgency,
         )
-    ).all()
+    )
+
+
+def _fire_rung(level: int, at: datetime, recipients: _Recipients) -> list:
+    rows = db.session.execute(rung_update(level, at)).all()
     if not rows:
         return []
     names = _department_names({row.department_id for row in rows})
