@@ -30,7 +30,6 @@ import benchdb  # noqa: E402
 from flask import Flask  # noqa: E402
 from sqlalchemy import (  # noqa: E402
     Integer,
-    case,
     column,
     delete,
     func,
@@ -47,7 +46,7 @@ from broker import accounts, create_app  # noqa: E402
 from broker.consults import oncall  # noqa: E402
 from broker.consults.changes import committing  # noqa: E402
 from broker.consults.deadlines import DEFAULT_MINUTES  # noqa: E402
-from broker.consults.escalation import sweep  # noqa: E402
+from broker.consults.escalation import rung_update, sweep  # noqa: E402
 from broker.extensions import db  # noqa: E402
 from broker.live import wait_for_deferred_pushes  # noqa: E402
 from broker.models import (  # noqa: E402
@@ -336,52 +335,16 @@ def check(result) -> int:
 
 
 def rung_updates(scan_all: bool) -> list:
-    """The two rung statements as sweep() issues them (see escalation._fire_rung).
+    """The two rung statements as sweep() issues them (escalation.rung_update).
 
     scan_all=True wraps the ladder times in `+ interval '0'`: the same rows
     qualify, but no rung index can be used, so every consult is read.
     """
-    level1 = consults.c.level1_escalation_at
-    level2 = consults.c.level2_escalation_at
 
     def hide(c):
         return c + literal_column("interval '0'") if scan_all else c
 
-    def highest(level):  # as sweep() keeps max_escalation_level, where it exists
-        if "max_escalation_level" not in LADDER:
-            return {}
-        c = consults.c.max_escalation_level
-        return {c: case((c < level, level), else_=c)}
-
-    statements = []
-    for level, rung in ((1, level1), (2, level2)):
-        due = [
-            hide(rung) <= AT,
-            consults.c.status.in_([Status.PENDING, Status.CLAIMED]),
-        ]
-        if level == 2:
-            due.append(hide(level1).is_(None))
-        statements.append(
-            update(consults)
-            .where(*due)
-            .values(
-                {
-                    rung: None,
-                    consults.c.escalation_level: level,
-                    **highest(level),
-                    consults.c.version: consults.c.version + 1,
-                    consults.c.updated_at: AT,
-                }
-            )
-            .returning(
-                consults.c.id,
-                consults.c.status,
-                consults.c.owner_id,
-                consults.c.department_id,
-                consults.c.urgency,
-            )
-        )
-    return statements
+    return [rung_update(level, AT, hide) for level in (1, 2)]
 
 
 def timed_rungs(scan_all: bool) -> float:

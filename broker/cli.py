@@ -91,7 +91,7 @@ def sweep_command(at):
 @with_appcontext
 def demo():
     """Load demo departments, users and consults (idempotent) and print the logins."""
-    from broker.demo import load_demo
+    from seed.demo import load_demo
 
     created, logins = load_demo()
     click.echo("Demo data loaded." if created else "Demo data already present.")
@@ -139,7 +139,7 @@ def generate(consults, days, seed, end):
 
     from sqlalchemy.exc import SQLAlchemyError
 
-    from broker.generate import WriteFailed, generate_history
+    from seed.generate import WriteFailed, generate_history
 
     started = time.monotonic()
     click.echo(f"Generating {consults:,} consults over {days} days (seed {seed})...")

@@ -5,6 +5,11 @@ command creates is checked where a user would see it: by signing in through
 the API.
 """
 
+import ast
+import subprocess
+import sys
+from pathlib import Path
+
 import pytest
 from sqlalchemy import func, select
 
@@ -290,3 +295,43 @@ def test_demo_over_an_existing_department_does_not_crash(flask, client):
         sign_in(client, "admin@demo.test", logins["admin@demo.test"])
     else:
         assert_refused(result, "radiology")
+
+
+SERVE_WITHOUT_SEED = """
+import importlib, pkgutil, sys
+import broker
+from broker import create_app
+
+for module in pkgutil.walk_packages(broker.__path__, "broker."):
+    importlib.import_module(module.name)
+app = create_app({"TESTING": True, "DATABASE_URL": sys.argv[1], "SWEEP_INTERVAL_SECONDS": 0})
+client = app.test_client()
+for path in ("/", "/sign-in", "/api/openapi.json", "/api/consults"):
+    client.get(path)
+print(sorted(app.cli.list_commands(None)))
+print(sorted(m for m in sys.modules if m.split(".")[0] == "seed"))
+print(sorted(m.name for m in pkgutil.iter_modules(broker.__path__)))
+"""
+
+
+def test_serving_never_loads_the_demo_or_the_generator(tmp_path):
+    """seed/ (demo, generate) uses the broker; the broker loads it only to run those commands.
+
+    Every module of the broker imported, an app made and requests served, in a
+    fresh interpreter: the seed package is not loaded, and the serving package
+    holds neither; the commands are registered all the same.
+    """
+    database = f"sqlite:///{tmp_path / 'boundary.db'}"
+    run = subprocess.run(
+        [sys.executable, "-c", SERVE_WITHOUT_SEED, database],
+        capture_output=True,
+        text=True,
+        cwd=Path(__file__).resolve().parent.parent,
+        timeout=120,
+    )
+
+    assert run.returncode == 0, run.stderr
+    commands, seed_modules, broker_modules = run.stdout.strip().splitlines()[-3:]
+    assert {"demo", "generate"} <= set(ast.literal_eval(commands))
+    assert ast.literal_eval(seed_modules) == []
+    assert not {"demo", "generate"} & set(ast.literal_eval(broker_modules))

@@ -14,7 +14,6 @@ from sqlalchemy import select, text
 
 from broker.consults.escalation import sweep
 from broker.extensions import db
-from broker.generate import DOMAIN, generate_history
 from broker.models import (
     Consult,
     ConsultEvent,
@@ -23,6 +22,7 @@ from broker.models import (
     Membership,
     User,
 )
+from seed.generate import DOMAIN, generate_history
 
 END = datetime(2026, 6, 1, 12, 0, tzinfo=UTC)  # a Monday noon
 
@@ -289,13 +289,13 @@ def _check(consult: Consult, timeline, members, policies, auto_close: timedelta)
         assert consult.claim_seconds is None and consult.claimed_in_time is None
     else:
         assert consult.claim_seconds == int((claimed_at - routed_at).total_seconds())
-        assert consult.claimed_in_time == (claimed_at < consult.claim_due_at)
+        assert consult.claimed_in_time == (claimed_at <= consult.claim_due_at)
     if first_answer is None:
         assert consult.answer_seconds is None and consult.answered_in_time is None
     else:
         assert consult.answer_seconds == int((first_answer - routed_at).total_seconds())
         first_due = routed_at + timedelta(minutes=policy.answer_minutes)
-        assert consult.answered_in_time == (first_answer < first_due)
+        assert consult.answered_in_time == (first_answer <= first_due)
     assert consult.followup_count == kinds.count("followup")
     assert consult.handoff_count == kinds.count("handoff_accepted")
     assert consult.redirect_count == kinds.count("redirected")
@@ -333,6 +333,37 @@ def test_every_consult_agrees_with_its_timeline(app, history):
                 raise AssertionError(f"consult {consult.id}: {error}") from error
         # Nothing after the end.
         assert max(e.at for t in timelines.values() for e in t) <= END
+
+
+def test_a_claim_or_answer_at_its_deadline_is_in_time(app, history, monkeypatch):
+    """SPEC's "within deadline" is by the deadline: at the due instant still counts."""
+    from broker.consults.deadlines import DEFAULT_MINUTES
+    from broker.models import Urgency
+    from seed.story import History
+    from seed.times import MINUTE
+
+    def minutes(urgency):  # the generated departments keep the default policy
+        return DEFAULT_MINUTES[Urgency(urgency)]
+
+    monkeypatch.setattr(  # claimed at claim_due_at
+        History, "claim_delay", lambda self, u, at: minutes(u).claim * MINUTE
+    )
+    monkeypatch.setattr(  # and answered at answer_due_at
+        History,
+        "work",
+        lambda self, u, at: (minutes(u).answer - minutes(u).claim) * MINUTE,
+    )
+    history(300, 30)
+
+    with app.app_context():
+        consults = db.session.scalars(select(Consult)).all()
+        on_time_claims = [c for c in consults if c.claimed_at == c.claim_due_at]
+        on_time_answers = [
+            c for c in consults if c.first_answered_at == c.answer_due_at
+        ]
+        assert len(on_time_claims) > 100 and len(on_time_answers) > 100
+        assert all(c.claimed_in_time for c in on_time_claims)
+        assert all(c.answered_in_time for c in on_time_answers)
 
 
 def test_the_sweep_at_the_end_finds_nothing_left_to_do(app, history):
@@ -484,10 +515,10 @@ def test_a_refused_batch_is_one_line_and_keeps_the_batches_before_it(
     flask, app, monkeypatch
 ):
     """A row the database refuses (here a rating of 9) ends the run cleanly."""
-    from broker import generate
+    from seed import generate, story
 
     monkeypatch.setattr(generate, "BATCH_CONSULTS", 100)
-    life = generate._History.life
+    life = story.History.life
 
     def a_bad_row_in_the_second_batch(self, consult_id, created, left_open):
         row, events = life(self, consult_id, created, left_open)
@@ -495,7 +526,7 @@ def test_a_refused_batch_is_one_line_and_keeps_the_batches_before_it(
             row = row[:25] + (9,) + row[26:]  # rating
         return row, events
 
-    monkeypatch.setattr(generate._History, "life", a_bad_row_in_the_second_batch)
+    monkeypatch.setattr(story.History, "life", a_bad_row_in_the_second_batch)
 
     result = flask("generate", "--consults", "300", "--days", "30")
 

@@ -47,14 +47,37 @@ def minutes_for(department: Department, urgency: str) -> Minutes:
     return DEFAULT_MINUTES[Urgency(urgency)]
 
 
+MINUTE = timedelta(minutes=1)
+
+
+def due_from(m: Minutes, routed_at, minute=MINUTE):
+    """(claim due, answer due), both counted from the moment of routing.
+
+    Pure, like `followup_due_from` and `rungs`: the instants are datetimes, or any
+    numbers whose `minute` is given (the history generator counts microseconds).
+    """
+    return routed_at + m.claim * minute, routed_at + m.answer * minute
+
+
+def followup_due_from(m: Minutes, asked_at, minute=MINUTE):
+    """A follow-up's answer is due its own interval after the question."""
+    return asked_at + m.followup * minute
+
+
+def rungs(m: Minutes, due, minute=MINUTE):
+    """A ladder's (level 1, level 2) times: the deadline, then one claim interval later.
+
+    The same on both ladders: from claim_due_at while unclaimed, from
+    answer_due_at (the owner first) once claimed.
+    """
+    return due, due + m.claim * minute
+
+
 def due_times(
     department: Department, urgency: str, routed_at: datetime
 ) -> tuple[datetime, datetime]:
     """(claim_due_at, answer_due_at), both counted from the moment of routing."""
-    m = minutes_for(department, urgency)
-    return routed_at + timedelta(minutes=m.claim), routed_at + timedelta(
-        minutes=m.answer
-    )
+    return due_from(minutes_for(department, urgency), routed_at)
 
 
 def by_deadline(at: datetime, due: datetime) -> bool:
@@ -65,26 +88,27 @@ def by_deadline(at: datetime, due: datetime) -> bool:
 def followup_answer_due(
     department: Department, urgency: str, asked_at: datetime
 ) -> datetime:
-    return asked_at + timedelta(minutes=minutes_for(department, urgency).followup)
+    return followup_due_from(minutes_for(department, urgency), asked_at)
 
 
-def escalation_step(consult: Consult) -> timedelta:
-    """Time from a ladder's level 1 to its level 2: the claim interval, on both ladders."""
-    return timedelta(minutes=minutes_for(consult.department, consult.urgency).claim)
+def _rungs(consult: Consult, due: datetime) -> tuple[datetime, datetime]:
+    return rungs(minutes_for(consult.department, consult.urgency), due)
 
 
 def start_claim_ladder(consult: Consult) -> None:
     """Unclaimed: level 1 at claim_due_at, level 2 one claim interval later."""
     consult.escalation_level = 0
-    consult.level1_escalation_at = consult.claim_due_at
-    consult.level2_escalation_at = consult.claim_due_at + escalation_step(consult)
+    consult.level1_escalation_at, consult.level2_escalation_at = _rungs(
+        consult, consult.claim_due_at
+    )
 
 
 def start_answer_ladder(consult: Consult) -> None:
     """Claimed: level 1 at answer_due_at (the owner first), level 2 one claim interval later."""
     consult.escalation_level = 0
-    consult.level1_escalation_at = consult.answer_due_at
-    consult.level2_escalation_at = consult.answer_due_at + escalation_step(consult)
+    consult.level1_escalation_at, consult.level2_escalation_at = _rungs(
+        consult, consult.answer_due_at
+    )
 
 
 def end_ladder(consult: Consult, reset_level: bool) -> None:

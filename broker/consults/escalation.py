@@ -31,6 +31,18 @@ from broker.models import (
 consults = Consult.__table__
 events_table = ConsultEvent.__table__
 
+AUTO_CLOSED = "closed automatically: no follow-up after the answer"
+
+
+def waiting_for(status: str) -> str:
+    """What an escalated consult was not, by its deadline: claimed, or answered."""
+    return "claimed" if status == Status.PENDING else "answered"
+
+
+def escalated_detail(level: int, status: str) -> str:
+    """The ESCALATED event's detail, for a consult in `status` reaching `level`."""
+    return f"level {level}: not {waiting_for(status)} by its deadline"
+
 
 @dataclass
 class SweepResult:
@@ -97,26 +109,29 @@ def sweep(at: datetime, auto_close_after: timedelta) -> SweepResult:
     return result
 
 
-def _fire_rung(level: int, at: datetime, recipients: _Recipients) -> list:
+def rung_update(level: int, at: datetime, read=lambda column: column):
+    """The UPDATE ... RETURNING that fires every consult's level-`level` rung due at `at`.
+
+    `read` wraps the ladder columns where they are compared (bench/sweep.py hides
+    them from their indexes, to measure a full scan against this).
+    """
     rung = (
         consults.c.level1_escalation_at
         if level == 1
         else consults.c.level2_escalation_at
     )
-    due = [rung <= at, consults.c.status.in_([Status.PENDING, Status.CLAIMED])]
+    due = [read(rung) <= at, consults.c.status.in_([Status.PENDING, Status.CLAIMED])]
     if level == 2:
-        due.append(consults.c.level1_escalation_at.is_(None))
-    rows = db.session.execute(
+        due.append(read(consults.c.level1_escalation_at).is_(None))
+    highest = consults.c.max_escalation_level
+    return (
         update(consults)
         .where(*due)
         .values(
             {
                 rung: None,
                 consults.c.escalation_level: level,
-                consults.c.max_escalation_level: case(
-                    (consults.c.max_escalation_level < level, level),
-                    else_=consults.c.max_escalation_level,
-                ),
+                highest: case((highest < level, level), else_=highest),
                 consults.c.version: consults.c.version + 1,
                 consults.c.updated_at: at,
             }
@@ -128,25 +143,28 @@ def _fire_rung(level: int, at: datetime, recipients: _Recipients) -> list:
             consults.c.department_id,
             consults.c.urgency,
         )
-    ).all()
+    )
+
+
+def _fire_rung(level: int, at: datetime, recipients: _Recipients) -> list:
+    rows = db.session.execute(rung_update(level, at)).all()
     if not rows:
         return []
     names = _department_names({row.department_id for row in rows})
     events, notices = [], []
     for row in rows:
-        waiting_for = "claimed" if row.status == Status.PENDING else "answered"
         events.append(
             {
                 "consult_id": row.id,
                 "kind": EventKind.ESCALATED.value,
                 "actor_id": None,
                 "at": at,
-                "detail": f"level {level}: not {waiting_for} by its deadline",
+                "detail": escalated_detail(level, row.status),
             }
         )
         message = (
             f"Escalated to level {level}: {row.urgency} consult #{row.id} to "
-            f"{names[row.department_id]} was not {waiting_for} by its deadline."
+            f"{names[row.department_id]} was not {waiting_for(row.status)} by its deadline."
         )
         notices += notices_for(
             recipients.for_rung(level, row.status, row.owner_id, row.department_id),
@@ -190,7 +208,7 @@ def _auto_close(answered_before: datetime, at: datetime) -> list[int]:
                 "kind": EventKind.CLOSED.value,
                 "actor_id": None,
                 "at": at,
-                "detail": "closed automatically: no follow-up after the answer",
+                "detail": AUTO_CLOSED,
             }
             for row in rows
         ],
