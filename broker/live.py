@@ -11,6 +11,7 @@ message queue carries each push to the clients of every process. A push that fai
 and answered all the same, and clients catch up by resyncing when they reconnect.
 """
 
+import contextvars
 import threading
 from functools import wraps
 
@@ -215,7 +216,11 @@ def _start_deferred(app, changes: Changes) -> None:
 
     with _deferred_lock:
         _deferred_tasks[:] = [t for t in _deferred_tasks if t.is_alive()]
-        task = threading.Thread(target=push_later, name="deferred-pushes", daemon=True)
+        # In this request's context: "now" (clock.py) is the committing request's.
+        context = contextvars.copy_context()
+        task = threading.Thread(
+            target=context.run, args=(push_later,), name="deferred-pushes", daemon=True
+        )
         task.start()
         _deferred_tasks.append(task)
 

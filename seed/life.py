@@ -6,7 +6,13 @@ instants the sweep (broker/consults/escalation.py, every 30 seconds) would fire
 them, with the sweep's words.
 """
 
-from broker.consults.deadlines import due_from, end_ladder, followup_due_from, rungs
+from broker.consults.deadlines import (
+    by_deadline,
+    due_from,
+    end_ladder,
+    followup_due_from,
+    rungs,
+)
 from broker.consults.escalation import escalated_detail
 from broker.models import EventKind, Status
 from seed.times import MINUTE, SECOND, next_sweep
@@ -127,7 +133,7 @@ class Life:
 
         In time is by the deadline, at or before it, as SPEC defines it.
         """
-        return (at - self.routed_at) // SECOND, at <= due
+        return (at - self.routed_at) // SECOND, by_deadline(at, due)
 
     def ask_again(self, at, body):
         """A follow-up question: claimed again, the answer due anew."""
