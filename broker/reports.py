@@ -98,6 +98,17 @@ def turnaround(
     scope = _departments_in_scope(user, department)
     _check_period(period)
     base = _base(group_by, period, scope)
+    groups, seconds = _grouped(base)
+    labels = _labels(group_by, [g.grp for g in groups])
+    rows = [
+        (labels[g.grp], str(g.grp), _turnaround_row(g, labels[g.grp], seconds))
+        for g in groups
+    ]
+    return [row for *_, row in sorted(rows, key=lambda r: r[:2])]
+
+
+def _grouped(base) -> tuple[list, dict]:
+    """The facts per group, and {(group, "claim" | "answer"): (p50, p90) seconds}."""
     b = base.c
     facts = [
         func.count().label("consults"),
@@ -112,43 +123,36 @@ def turnaround(
         func.sum(b.rating).label("rating_sum"),
         func.count(b.rating).label("rated"),
     ]
-    ordered_set = _dialect() in ORDERED_SET_DIALECTS
-    if ordered_set:
-        facts += [_ordered_set_percentiles(b[name]).label(name) for name in DURATIONS]
-    grouped = select(b.grp, *facts).group_by(b.grp)
-    if ordered_set:
-        previous = _raise_work_mem(SORT_WORK_MEM)
-        groups = db.session.execute(grouped).all()
-        _set_work_mem(previous)
-    else:
-        groups = db.session.execute(grouped).all()
-    if ordered_set:
-        seconds = {
-            (g.grp, name): getattr(g, name) or [None] * len(PERCENTILES)
-            for g in groups
-            for name in DURATIONS
-        }
-    else:
-        seconds = _percentiles_by_rank(base)
-    labels = _labels(group_by, [g.grp for g in groups])
-    rows = []
-    for g in groups:
-        row = {"group": labels[g.grp], "count": g.consults}
-        for name in DURATIONS:
-            p50, p90 = seconds.get((g.grp, name), (None, None))
-            row[f"{name}_p50_minutes"] = _minutes(p50)
-            row[f"{name}_p90_minutes"] = _minutes(p90)
-        row |= {
-            "claimed_in_time_share": _share(g.claimed_in_time, g.claimed),
-            "answered_in_time_share": _share(g.answered_in_time, g.answered),
-            "escalated": g.escalated,
-            "followups": g.followups,
-            "handoffs": g.handoffs,
-            "redirects": g.redirects,
-            "mean_rating": round(g.rating_sum / g.rated, 2) if g.rated else None,
-        }
-        rows.append((row["group"], str(g.grp), row))
-    return [row for *_, row in sorted(rows, key=lambda r: r[:2])]
+    if _dialect() not in ORDERED_SET_DIALECTS:
+        grouped = select(b.grp, *facts).group_by(b.grp)
+        return db.session.execute(grouped).all(), _percentiles_by_rank(base)
+    facts += [_ordered_set_percentiles(b[name]).label(name) for name in DURATIONS]
+    previous = _raise_work_mem(SORT_WORK_MEM)
+    groups = db.session.execute(select(b.grp, *facts).group_by(b.grp)).all()
+    _set_work_mem(previous)
+    seconds = {
+        (g.grp, name): getattr(g, name) or [None] * len(PERCENTILES)
+        for g in groups
+        for name in DURATIONS
+    }
+    return groups, seconds
+
+
+def _turnaround_row(g, label: str, seconds: dict) -> dict:
+    row = {"group": label, "count": g.consults}
+    for name in DURATIONS:
+        p50, p90 = seconds.get((g.grp, name), (None, None))
+        row[f"{name}_p50_minutes"] = _minutes(p50)
+        row[f"{name}_p90_minutes"] = _minutes(p90)
+    return row | {
+        "claimed_in_time_share": _share(g.claimed_in_time, g.claimed),
+        "answered_in_time_share": _share(g.answered_in_time, g.answered),
+        "escalated": g.escalated,
+        "followups": g.followups,
+        "handoffs": g.handoffs,
+        "redirects": g.redirects,
+        "mean_rating": round(g.rating_sum / g.rated, 2) if g.rated else None,
+    }
 
 
 def _base(group_by: str, period: Period, scope: list[int] | None):
@@ -212,7 +216,27 @@ def escalations(
         .where(Consult.id.in_(wanted.scalar_subquery()))
         .order_by(*newest_first)
     ).all()
-    reasons: dict[int, list[str]] = {c.id: [] for c in consults}
+    reasons, cancelled_at = _escalation_events(wanted, [c.id for c in consults])
+    return [
+        {
+            "consult_id": c.id,
+            "department": c.slug,
+            "urgency": c.urgency,
+            "created_at": c.created_at,
+            "max_level": c.max_escalation_level,
+            "reasons": reasons[c.id],
+            "status": c.status,
+            "ended_at": c.closed_at
+            if c.status == Status.CLOSED
+            else cancelled_at.get(c.id),
+        }
+        for c in consults
+    ]
+
+
+def _escalation_events(wanted, consult_ids: list[int]) -> tuple[dict, dict]:
+    """({consult id: [escalation details]}, {consult id: cancelled at})."""
+    reasons: dict[int, list[str]] = {consult_id: [] for consult_id in consult_ids}
     cancelled_at = {}
     events = db.session.execute(
         select(
@@ -234,21 +258,7 @@ def escalations(
             reasons[event.consult_id].append(event.detail)
         else:
             cancelled_at[event.consult_id] = event.at
-    return [
-        {
-            "consult_id": c.id,
-            "department": c.slug,
-            "urgency": c.urgency,
-            "created_at": c.created_at,
-            "max_level": c.max_escalation_level,
-            "reasons": reasons[c.id],
-            "status": c.status,
-            "ended_at": c.closed_at
-            if c.status == Status.CLOSED
-            else cancelled_at.get(c.id),
-        }
-        for c in consults
-    ]
+    return reasons, cancelled_at
 
 
 def open_and_overdue_by_owner(user: User, department: str | None = None) -> list[dict]:

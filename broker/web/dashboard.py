@@ -50,8 +50,36 @@ def dashboard(slug):
         escalated = reports.escalations(user, period, slug)
     except NotAllowed:
         abort(403)
+    charts = _charts(weekly)
+    return render_template(
+        "dashboard.html",
+        department=department,
+        start=start,
+        end=end,
+        overall=overall[0] if overall else None,
+        weekly=weekly,
+        by_urgency=by_urgency,
+        by_consultant=by_consultant,
+        thanks=reports.thank_you_board(by_consultant),
+        escalated=escalated[:50],
+        charts=charts,
+        csv_query={
+            "from": period.start.isoformat(),
+            "to": period.end.isoformat(),
+            "department": slug,
+            "format": "csv",
+        },
+    )
+
+
+def pct(share: float | None) -> float | None:
+    return None if share is None else round(share * 100, 1)
+
+
+def _charts(weekly: list[dict]) -> dict:
+    """The dashboard's four weekly charts."""
     weeks = [row["group"][5:] for row in weekly]  # MM-DD of each week's Monday
-    charts = {
+    return {
         "trend": line_chart(
             "Median minutes to claim and to first answer, by week (minutes)",
             weeks,
@@ -81,26 +109,3 @@ def dashboard(slug):
             maximum=5,
         ),
     }
-    return render_template(
-        "dashboard.html",
-        department=department,
-        start=start,
-        end=end,
-        overall=overall[0] if overall else None,
-        weekly=weekly,
-        by_urgency=by_urgency,
-        by_consultant=by_consultant,
-        thanks=reports.thank_you_board(by_consultant),
-        escalated=escalated[:50],
-        charts=charts,
-        csv_query={
-            "from": period.start.isoformat(),
-            "to": period.end.isoformat(),
-            "department": slug,
-            "format": "csv",
-        },
-    )
-
-
-def pct(share: float | None) -> float | None:
-    return None if share is None else round(share * 100, 1)
