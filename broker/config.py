@@ -32,7 +32,8 @@ class Config:
     # or each would push its consults to the other's clients.
     SOCKETIO_CHANNEL = os.environ.get("SOCKETIO_CHANNEL", "consult-broker")
 
-    # Socket.IO server mode; see docs/deployment.md for why threading.
+    # Socket.IO server mode: threading for `make run` and the tests; `make serve` sets gevent
+    # (docs/deployment.md says why, by measurement).
     SOCKETIO_ASYNC_MODE = os.environ.get("SOCKETIO_ASYNC_MODE", "threading")
 
     # Seconds between deadline sweeps inside the running service (0 turns it off).
