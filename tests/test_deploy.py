@@ -382,11 +382,18 @@ def test_a_browser_through_the_proxy_signs_in_sends_sees_the_other_process_and_s
         )
         try:
             contexts = {}
+            script_errors: list[str] = []
             for who in ("patel", "castillo"):
                 context = browser.new_context(
                     base_url=deployment.url, ignore_https_errors=True
                 )
                 context.set_default_timeout(LIVE)
+                context.on(
+                    "page",
+                    lambda page: page.on(
+                        "pageerror", lambda error: script_errors.append(str(error))
+                    ),
+                )
                 contexts[who] = context
             # The radiologist's live connection is stuck to the first process, as the
             # proxy's cookie would have it after a polling request answered there.
@@ -441,6 +448,7 @@ def test_a_browser_through_the_proxy_signs_in_sends_sees_the_other_process_and_s
             expect(radiologist.locator("#owner")).to_have_text("Dr. Ben Castillo")
         finally:
             browser.close()
+    assert not script_errors, script_errors
     assert "Traceback" not in second.log()
 
 

@@ -59,7 +59,7 @@ def served(tmp_path):
             try:
                 requests.get(url + "/api/openapi.json", timeout=1)
                 break
-            except requests.ConnectionError as error:
+            except requests.RequestException as error:
                 if process.poll() is not None or time.monotonic() > deadline:
                     raise RuntimeError(log_path.read_text()) from error
                 time.sleep(0.2)
