@@ -17,18 +17,17 @@ _lock = threading.Lock()
 
 
 class _Sweeper:
-    def __init__(self, interval: int):
+    def __init__(self, interval: int, thread: threading.Thread):
         self.interval = interval
-        self.thread: threading.Thread | None = None
+        self.thread = thread
+        self.stop = threading.Event()
         self.last_beat = time.monotonic()  # the start of its latest wait or pass
 
     def alive(self) -> bool:
         """Its thread runs and began a pass or a wait lately (a slow pass is allowed for)."""
         stale_after = 3 * self.interval + 30
         return (
-            self.thread is not None
-            and self.thread.is_alive()
-            and time.monotonic() - self.last_beat < stale_after
+            self.thread.is_alive() and time.monotonic() - self.last_beat < stale_after
         )
 
 
@@ -37,15 +36,10 @@ def start_sweeper(app: Flask) -> None:
     interval = app.config["SWEEP_INTERVAL_SECONDS"]
     if interval <= 0:
         return
-    with _lock:
-        if "sweeper" in app.extensions:
-            return
-        sweeper = app.extensions["sweeper"] = _Sweeper(interval)
     auto_close_after = timedelta(hours=app.config["AUTO_CLOSE_HOURS"])
-    stop = threading.Event()
 
     def run() -> None:
-        while not stop.wait(interval):
+        while not sweeper.stop.wait(interval):
             sweeper.last_beat = time.monotonic()
             with app.app_context():
                 try:
@@ -60,8 +54,12 @@ def start_sweeper(app: Flask) -> None:
                     app.logger.exception("sweep failed; will try again")
             sweeper.last_beat = time.monotonic()
 
-    sweeper.thread = threading.Thread(target=run, name="deadline-sweeper", daemon=True)
-    sweeper.thread.start()
+    with _lock:
+        if "sweeper" in app.extensions:
+            return
+        thread = threading.Thread(target=run, name="deadline-sweeper", daemon=True)
+        sweeper = app.extensions["sweeper"] = _Sweeper(interval, thread)
+        thread.start()
 
 
 def sweeper_alive(app: Flask) -> bool | None:

@@ -73,14 +73,29 @@ def test_a_redis_that_answers_is_ok(app):
     assert health(app)[1]["redis"] == "ok"
 
 
-def test_the_sweeper_is_alive_once_started_and_down_when_its_thread_ends(app):
-    app.config["SWEEP_INTERVAL_SECONDS"] = 1
+@pytest.fixture
+def sweeping_app(app):
+    """The app with its sweeper on (a pass an hour: none runs during the test), started."""
+    app.config["SWEEP_INTERVAL_SECONDS"] = 3600
     assert health(app)[1]["sweeper"] == "ok"  # the first request starts it
+    yield app
+    app.extensions["sweeper"].stop.set()
 
-    sweeper = app.extensions["sweeper"]
-    sweeper.last_beat = time.monotonic() - 3600  # no pass and no wait for an hour
 
-    assert health(app) == (
-        503,
-        {"status": "down", "database": "ok", "redis": "off", "sweeper": "down"},
-    )
+SWEEPER_DOWN = {"status": "down", "database": "ok", "redis": "off", "sweeper": "down"}
+
+
+def test_a_sweeper_whose_thread_ended_is_a_503(sweeping_app):
+    sweeper = sweeping_app.extensions["sweeper"]
+    sweeper.stop.set()
+    sweeper.thread.join(timeout=10)
+
+    assert health(sweeping_app) == (503, SWEEPER_DOWN)
+
+
+def test_a_sweeper_that_stopped_turning_is_a_503(sweeping_app):
+    """Its thread lives but began no pass and no wait for far longer than its interval."""
+    sweeper = sweeping_app.extensions["sweeper"]
+    sweeper.last_beat = time.monotonic() - 4 * 3600
+
+    assert health(sweeping_app) == (503, SWEEPER_DOWN)
