@@ -58,7 +58,8 @@ class Config:
     SIGN_IN_FAILURES_PER_ACCOUNT = os.environ.get(
         "SIGN_IN_FAILURES_PER_ACCOUNT", "10 per 15 minutes"
     )
-    # Proxies in front of the service whose X-Forwarded-For may be trusted (0: none).
+    # Proxies in front of the service whose X-Forwarded-For, -Proto and -Host are believed
+    # (0: none; 1 behind docs/nginx.conf).
     TRUSTED_PROXIES = int(os.environ.get("TRUSTED_PROXIES", "0"))
 
     # Werkzeug hash method for passwords: scrypt at its default cost. Tests lower the cost.
