@@ -4,7 +4,7 @@ import logging
 import os
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from flask import Flask
+from flask import Flask, request
 from sqlalchemy import event
 from sqlalchemy.engine import Engine
 from werkzeug.middleware.proxy_fix import ProxyFix
@@ -66,8 +66,6 @@ def create_app(overrides: dict | None = None) -> Flask:
     # Redis down must not stop anyone signing in: count in memory until it is back.
     app.config.setdefault("RATELIMIT_IN_MEMORY_FALLBACK_ENABLED", True)
     limiter.init_app(app)
-    if app.config["TRUSTED_PROXIES"]:
-        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=app.config["TRUSTED_PROXIES"])
     rest_api.init_app(app)
     socketio.init_app(
         app,
@@ -75,21 +73,35 @@ def create_app(overrides: dict | None = None) -> Flask:
         channel=app.config["SOCKETIO_CHANNEL"],
         async_mode=app.config["SOCKETIO_ASYNC_MODE"],
     )
+    _trust_proxies(app)
 
     from broker import live  # noqa: F401  (registers the Socket.IO handlers)
     from broker.api import register_api
     from broker.api.errors import register_error_handlers
     from broker.cli import register_commands
+    from broker.health import health
     from broker.sweeper import start_sweeper
     from broker.web import web
 
     register_api(app, rest_api)
     app.register_blueprint(web)
+    app.register_blueprint(health)
     register_error_handlers(app)
     register_commands(app)
     app.before_request(lambda: start_sweeper(app))
     app.after_request(add_security_headers)
     return app
+
+
+def _trust_proxies(app: Flask) -> None:
+    """Behind TRUSTED_PROXIES proxies, take the client's address, scheme and host from them.
+
+    Wrapped around Socket.IO's middleware too, so that its origin check compares a
+    browser's `https://host:port` with the address the browser really used.
+    """
+    hops = app.config["TRUSTED_PROXIES"]
+    if hops:
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops, x_host=hops)
 
 
 # Scripts, styles, images and sockets from this origin only; no framing, no plugins.
@@ -100,14 +112,22 @@ CONTENT_SECURITY_POLICY = (
 )
 
 
+# Browsers that reached the service over HTTPS keep to it for a year.
+HSTS = "max-age=31536000"
+
+
 def add_security_headers(response):
     response.headers.setdefault("Content-Security-Policy", CONTENT_SECURITY_POLICY)
     response.headers.setdefault("X-Content-Type-Options", "nosniff")
     response.headers.setdefault("X-Frame-Options", "DENY")
-    response.headers.setdefault("Referrer-Policy", "no-referrer")
+    # Same-origin pages send their address as Referer (Flask-WTF's CSRF check needs it over
+    # HTTPS); no other site ever learns where a link was followed from.
+    response.headers.setdefault("Referrer-Policy", "same-origin")
     response.headers.setdefault(
         "Permissions-Policy", "camera=(), microphone=(), geolocation=()"
     )
+    if request.is_secure:
+        response.headers.setdefault("Strict-Transport-Security", HSTS)
     if response.mimetype in ("text/html", "application/json", "text/csv"):
         # Pages and answers carry patient data: never keep them in a shared cache.
         response.headers.setdefault("Cache-Control", "no-store")

@@ -32,7 +32,8 @@ class Config:
     # or each would push its consults to the other's clients.
     SOCKETIO_CHANNEL = os.environ.get("SOCKETIO_CHANNEL", "consult-broker")
 
-    # Socket.IO server mode; see docs/deployment.md for why threading.
+    # Socket.IO server mode: threading for `make run` and the tests; `make serve` sets gevent
+    # (docs/deployment.md says why, by measurement).
     SOCKETIO_ASYNC_MODE = os.environ.get("SOCKETIO_ASYNC_MODE", "threading")
 
     # Seconds between deadline sweeps inside the running service (0 turns it off).
@@ -57,7 +58,8 @@ class Config:
     SIGN_IN_FAILURES_PER_ACCOUNT = os.environ.get(
         "SIGN_IN_FAILURES_PER_ACCOUNT", "10 per 15 minutes"
     )
-    # Proxies in front of the service whose X-Forwarded-For may be trusted (0: none).
+    # Proxies in front of the service whose X-Forwarded-For, -Proto and -Host are believed
+    # (0: none; 1 behind docs/nginx.conf).
     TRUSTED_PROXIES = int(os.environ.get("TRUSTED_PROXIES", "0"))
 
     # Werkzeug hash method for passwords: scrypt at its default cost. Tests lower the cost.

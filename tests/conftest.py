@@ -62,7 +62,13 @@ def database_url(tmp_path) -> str:
 
 
 @pytest.fixture
-def app(database_url, tmp_path):
+def app_settings() -> dict:
+    """Settings the `app` is created with, besides the tests' own; a module overrides it."""
+    return {}
+
+
+@pytest.fixture
+def app(database_url, tmp_path, app_settings):
     global _postgres_schema_ready
     app = create_app(
         {
@@ -74,6 +80,7 @@ def app(database_url, tmp_path):
             "SESSION_COOKIE_SECURE": False,  # tests speak plain http
             # Tests move the clock around freely; test_trust.py checks expiry itself.
             "TOKEN_LIFETIME_HOURS": 24 * 365 * 20,
+            **app_settings,
         }
     )
     with app.app_context():

@@ -1,9 +1,10 @@
-"""`make serve`, the production command, run as an operator runs it.
+"""`make migrate` and `make serve`, the production commands, run as an operator runs them.
 
 It migrates a fresh database and serves with gunicorn's gevent worker
 (SOCKETIO_ASYNC_MODE=gevent): the API answers, a real Socket.IO client connects
 over the websocket with its token and receives a new consult the moment it is
-created, and the log shows no error. Everything else in the suite runs the
+created, and the log shows no error. Its access log has each request's path without
+the query string. Everything else in the suite runs the
 threaded development server; this is where the event loop is checked.
 """
 
@@ -39,10 +40,15 @@ def served(tmp_path):
         "SWEEP_INTERVAL_SECONDS": "0",
     }
     env.pop("REDIS_URL", None)
+    subprocess.run(
+        ["make", "--no-print-directory", "migrate"],
+        cwd=ROOT, env=env, check=True, capture_output=True, timeout=WAIT,
+    )  # fmt: skip
     log_path = tmp_path / "serve.log"
     with open(log_path, "wb") as log:
         process = subprocess.Popen(
-            ["make", "--no-print-directory", "serve", f"PORT={port}"],
+            ["make", "--no-print-directory", "serve", f"PORT={port}",
+             f"CONTROL_SOCKET={tmp_path / 'gunicorn.ctl'}"],
             cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
             start_new_session=True,
         )  # fmt: skip
@@ -53,7 +59,7 @@ def served(tmp_path):
             try:
                 requests.get(url + "/api/openapi.json", timeout=1)
                 break
-            except requests.ConnectionError as error:
+            except requests.RequestException as error:
                 if process.poll() is not None or time.monotonic() > deadline:
                     raise RuntimeError(log_path.read_text()) from error
                 time.sleep(0.2)
@@ -99,6 +105,12 @@ def test_make_serve_runs_the_api_and_live_pushes_on_gevent(served):
         deadline = time.monotonic() + 5
         while not received and time.monotonic() < deadline:
             time.sleep(0.05)
+        listed = requests.get(
+            url + "/api/consults?department=radiology&page_size=5",
+            headers={"Authorization": f"Bearer {token(url, 'req@h.test')}"},
+            timeout=WAIT,
+        )
+        assert listed.status_code == 200
     finally:
         client.disconnect()
 
@@ -106,3 +118,5 @@ def test_make_serve_runs_the_api_and_live_pushes_on_gevent(served):
     log = log_path.read_text()
     assert "Using worker: gevent" in log
     assert "Traceback" not in log
+    assert '"GET /api/consults" 200' in log
+    assert "page_size" not in log
