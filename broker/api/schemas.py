@@ -237,6 +237,7 @@ NewConsultSchema = Input.from_dict(
 class NewConsultHeaders(Input):
     request_key = limited(
         limits.REQUEST_KEY,
+        required=False,
         data_key="Idempotency-Key",
         metadata={
             "description": "any unique value chosen by the client (a UUID, say): a "

@@ -122,7 +122,8 @@ def create(
         patient_ref=given["patient_ref"],
         question=given["question"],
         study_ref=given["study_ref"],
-        request_key=limits.REQUEST_KEY.clean("request_key", request_key),
+        request_key=request_key
+        and limits.REQUEST_KEY.clean("request_key", request_key),
         created_at=at,
         routed_at=at,
         updated_at=at,

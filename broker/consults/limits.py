@@ -200,10 +200,9 @@ PATIENT_REF = Text("Patient reference", 64, multiline=False)
 QUESTION = Text("Question", 10_000)
 STUDY_REF = Text("Study reference", 64, required=False, multiline=False)
 DEPARTMENT = Text("Department", 64, multiline=False)  # a slug
-REQUEST_KEY = Text(
+REQUEST_KEY = Text(  # optional where it is taken: an empty one is still invalid
     "Request key",
     64,
-    required=False,
     multiline=False,
     pattern=r"[\x21-\x7e]+",
     pattern_means="Printable ASCII, no spaces.",

@@ -136,7 +136,8 @@ class NewConsultForm(FlaskForm):
     # One per rendered form: a second submit of it (a double click, a resend after a
     # lost answer) finds the consult the first one made.
     request_key = HiddenField(
-        default=lambda: uuid.uuid4().hex, validators=[LimitCheck(limits.REQUEST_KEY)]
+        default=lambda: uuid.uuid4().hex,
+        validators=[Optional(), LimitCheck(limits.REQUEST_KEY)],
     )
 
 
