@@ -19,7 +19,8 @@ from pathlib import Path
 
 import pytest
 import requests
-from conftest import PASSWORD, ROOT
+from conftest import PASSWORD
+from helpers import ROOT
 from playwright.sync_api import Browser, BrowserContext, Page, expect, sync_playwright
 
 CHROMIUM = Path(os.environ.get("CHROMIUM_PATH", "/usr/bin/chromium"))

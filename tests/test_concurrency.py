@@ -9,31 +9,12 @@ writers queue on the database lock; on PostgreSQL (TEST_DATABASE_URL) they race
 on the row, and the consult's version column decides.
 """
 
-import threading
-from concurrent.futures import ThreadPoolExecutor
-
 import requests
+from helpers import fire_together
 
 CLAIMERS = 20
 ROUNDS = 8
 TIMEOUT = 60  # seconds; generous, only there so that a hang fails instead of blocking
-
-
-def fire_together(calls):
-    """Run the zero-argument callables in parallel threads, released by one barrier.
-
-    Returns their results in the order of `calls`; an exception in any thread
-    is raised here.
-    """
-    barrier = threading.Barrier(len(calls))
-
-    def run(call):
-        barrier.wait(timeout=TIMEOUT)
-        return call()
-
-    with ThreadPoolExecutor(max_workers=len(calls)) as pool:
-        futures = [pool.submit(run, call) for call in calls]
-        return [future.result(timeout=TIMEOUT * 2) for future in futures]
 
 
 def post_to(server, caller, path, json=None):

@@ -29,15 +29,14 @@ import psycopg
 import pytest
 import redis
 import requests
-import socketio
-from conftest import (
-    NEW_CONSULT,
-    PASSWORD,
+from conftest import NEW_CONSULT, PASSWORD
+from helpers import (
     ROOT,
-    RunningServer,
+    WAIT,
+    Screen,
+    consult_event,
     free_port,
-    start_server,
-    stop_server,
+    wait_until_listening_to_redis,
 )
 
 from broker import accounts, create_app
@@ -46,7 +45,6 @@ from broker.extensions import db
 
 pytestmark = pytest.mark.slow
 
-WAIT = 5.0  # seconds: only a limit, so that a missing event fails instead of hanging
 REQUEST_TIMEOUT = 15.0  # no request may take longer, outage or not
 RECOVERY_LIMIT = 10.0  # seconds from PostgreSQL being back to the server answering 2xx
 OUTAGE_ANSWER_LIMIT = 10.0  # seconds: a request during the outage is answered by then
@@ -285,23 +283,6 @@ def seed(database_url: str, requesters: int, consultants: int) -> dict:
         db.session.remove()
         db.engine.dispose()
     return people
-
-
-@pytest.fixture
-def servers(tmp_path):
-    """servers(database_url, **env) -> a started server; all are stopped afterwards."""
-    started = []
-
-    def start(database_url, **extra_env) -> RunningServer:
-        server = start_server(
-            database_url, tmp_path / f"server{len(started)}.log", **extra_env
-        )
-        started.append(server)
-        return server
-
-    yield start
-    for server in started:
-        stop_server(server)
 
 
 def call(method: str, url: str, person: Person, body=None, **kwargs):
@@ -598,89 +579,6 @@ def test_a_database_restart_answers_503_meanwhile_and_the_same_process_recovers(
 # --- Redis stopped while clients work ------------------------------------------------------
 
 
-@dataclass
-class Received:
-    event: str
-    data: object
-
-
-class Screen:
-    """One user's live connection, recording every event it receives, in order."""
-
-    def __init__(self, url: str, person: Person):
-        self.name = person.name
-        self.received: list[Received] = []
-        self.arrived = threading.Condition()
-        self.client = socketio.Client(reconnection=False)
-        self.client.on("*", self._record)
-        self.client.connect(
-            url,
-            transports=["websocket"],
-            auth={"token": person.token},
-            wait_timeout=WAIT,
-        )
-
-    def _record(self, event, data=None):
-        with self.arrived:
-            self.received.append(Received(event, data))
-            self.arrived.notify_all()
-
-    def mark(self) -> int:
-        with self.arrived:
-            return len(self.received)
-
-    def wait_for(self, predicate, since: int = 0, timeout: float = WAIT) -> Received:
-        deadline = time.monotonic() + timeout
-        with self.arrived:
-            while True:
-                for received in self.received[since:]:
-                    if predicate(received):
-                        return received
-                remaining = deadline - time.monotonic()
-                if remaining <= 0:
-                    raise AssertionError(
-                        f"{self.name} waited {timeout}s in vain; received "
-                        f"{[(r.event, r.data) for r in self.received[since:]]}"
-                    )
-                self.arrived.wait(remaining)
-
-    def close(self) -> None:
-        if self.client.connected:  # without waiting up to 3 s for the closing frame
-            threading.Thread(target=self.client.disconnect, daemon=True).start()
-
-
-def consult_event(consult_id: int, **fields):
-    return lambda r: (
-        r.event == "consult"
-        and r.data["id"] == consult_id
-        and all(r.data.get(k) == v for k, v in fields.items())
-    )
-
-
-def wait_until_listening_to_redis(
-    screen: Screen, redis_url: str, channel: str, timeout: float
-):
-    """Until the screen's server relays from Redis: a probe published there, to this
-    client alone, comes through. (A server subscribes on its first connection, and
-    after losing Redis it retries with a growing pause.)"""
-    queue = socketio.RedisManager(redis_url, channel=channel, write_only=True)
-    sid = screen.client.get_sid()
-    deadline = time.monotonic() + timeout
-    while True:
-        probe = uuid.uuid4().hex
-        queue.emit("probe", probe, room=sid, namespace="/")
-        try:
-            screen.wait_for(
-                lambda r, p=probe: r.event == "probe" and r.data == p, timeout=0.3
-            )
-            return
-        except AssertionError as silence:
-            if time.monotonic() > deadline:
-                raise AssertionError(
-                    f"the server of {screen.name} relays nothing from Redis"
-                ) from silence
-
-
 def test_with_redis_stopped_actions_are_saved_and_pushes_resume_when_it_returns(
     private_database, private_redis, servers
 ):
@@ -691,7 +589,8 @@ def test_with_redis_stopped_actions_are_saved_and_pushes_resume_when_it_returns(
     live = {"REDIS_URL": redis_url, "SOCKETIO_CHANNEL": f"faults-{uuid.uuid4().hex}"}
     a = servers(private_database, **live)
     b = servers(private_database, **live)
-    screen = Screen(a.url, nguyen)  # a radiologist on process A: sees the queue
+    # a radiologist on process A: sees the queue
+    screen = Screen(nguyen.name).connect(a.url, auth={"token": nguyen.token})
     try:
         wait_until_listening_to_redis(
             screen, redis_url, live["SOCKETIO_CHANNEL"], WAIT * 2
