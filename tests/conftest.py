@@ -9,7 +9,7 @@ import uuid
 from dataclasses import dataclass
 
 import pytest
-from helpers import Calls, Swept, start_server, swept
+from helpers import PASSWORD, Calls, Swept, start_server, swept
 from sqlalchemy import text
 
 from broker import accounts, create_app
@@ -19,7 +19,6 @@ POSTGRES_URL = os.environ.get("TEST_DATABASE_URL", "")
 # Every server this run starts pushes on its own Redis channel, apart from any other run.
 os.environ.setdefault("SOCKETIO_CHANNEL", f"broker-test-{uuid.uuid4().hex}")
 ON_POSTGRES = bool(POSTGRES_URL)
-PASSWORD = "correct horse battery"
 
 _postgres_schema_ready = False
 

@@ -35,6 +35,7 @@ from broker import clock
 
 ROOT = Path(__file__).resolve().parent.parent
 T0 = datetime(2030, 3, 4, 8, 0, tzinfo=UTC)  # a Monday
+PASSWORD = "correct horse battery"  # every test user's
 WAIT = 5.0  # seconds: only a limit, so that a missing push fails instead of hanging
 READY_WITHIN = 90.0  # seconds for a server to start, however slow the machine
 FIRST_ANSWER_WITHIN = 30.0  # seconds for one readiness probe to be answered
@@ -56,6 +57,47 @@ def instant(moment: float | datetime) -> datetime:
 def when(value: str) -> datetime:
     """An ISO 8601 instant as the API writes it."""
     return datetime.fromisoformat(value)
+
+
+# --- signing in ------------------------------------------------------------------
+
+
+def csrf_token(page_html: str) -> str:
+    """The session's CSRF token, as any form on the page carries it."""
+    return re.search(r'csrf_token"[^>]* value="([^"]+)"', page_html).group(1)
+
+
+def sign_in(client, email, password=PASSWORD):
+    """Sign in through the sign-in page with the test client (its cookie jar); the answer."""
+    token = csrf_token(client.get("/sign-in").text)
+    return client.post(
+        "/sign-in", data={"csrf_token": token, "email": email, "password": password}
+    )
+
+
+def signed_in_session(url: str, email: str) -> requests.Session:
+    """A session signed in through a real server's sign-in page, as a browser is."""
+    browser = requests.Session()
+    page = browser.get(url + "/sign-in", timeout=WAIT * 3)
+    signed_in = browser.post(
+        url + "/sign-in",
+        data={
+            "csrf_token": csrf_token(page.text),
+            "email": email,
+            "password": PASSWORD,
+        },
+        allow_redirects=False,
+        timeout=WAIT * 3,
+    )
+    assert signed_in.status_code == 302, signed_in.text[:500]
+    return browser
+
+
+def token_headers(client, email, password=PASSWORD) -> dict:
+    """Headers carrying a new API token of that user, from POST /api/tokens."""
+    response = client.post("/api/tokens", json={"email": email, "password": password})
+    assert response.status_code == 201, response.json
+    return {"Authorization": f"Bearer {response.json['token']}"}
 
 
 # --- consults through the API, at a frozen instant ---------------------------------

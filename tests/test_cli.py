@@ -11,6 +11,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from helpers import token_headers
 from sqlalchemy import func, select
 
 from broker.extensions import db
@@ -41,12 +42,6 @@ def assert_refused(result, *words):
         assert word.lower() in lines[0].lower(), lines[0]
 
 
-def sign_in(client, email, password):
-    response = client.post("/api/tokens", json={"email": email, "password": password})
-    assert response.status_code == 201, response.json
-    return {"Authorization": f"Bearer {response.json['token']}"}
-
-
 def create_user(flask, email, name="Dr Ito", password="long enough 1", *extra):
     args = ["users", "create", "--email", email, "--name", name]
     return flask(*args, "--password", password, *extra)
@@ -57,7 +52,9 @@ def test_users_create_makes_a_user_who_can_sign_in(flask, client):
 
     assert result.exit_code == 0, result.output
     assert "ito@h.test" in result.output
-    me = client.get("/api/me", headers=sign_in(client, "ito@h.test", "s3cret-pass"))
+    me = client.get(
+        "/api/me", headers=token_headers(client, "ito@h.test", "s3cret-pass")
+    )
     assert me.status_code == 200
     assert me.json["name"] == "Dr Ito"
     assert me.json["email"] == "ito@h.test"
@@ -68,7 +65,9 @@ def test_users_create_with_admin_flag_makes_an_administrator(flask, client):
     result = create_user(flask, "root@h.test", "Root", "s3cret-pass", "--admin")
 
     assert result.exit_code == 0, result.output
-    me = client.get("/api/me", headers=sign_in(client, "root@h.test", "s3cret-pass"))
+    me = client.get(
+        "/api/me", headers=token_headers(client, "root@h.test", "s3cret-pass")
+    )
     assert "admin" in me.json["roles"]
 
 
@@ -79,7 +78,7 @@ def test_users_create_refuses_a_duplicate_email_in_one_line(flask, client):
 
     assert_refused(result, "ito@h.test", "exists")
     # The first user is untouched: the first password still signs in.
-    sign_in(client, "ito@h.test", "first password")
+    token_headers(client, "ito@h.test", "first password")
     response = client.post(
         "/api/tokens", json={"email": "ito@h.test", "password": "second password"}
     )
@@ -159,7 +158,9 @@ def test_departments_add_member_with_chief_shows_in_the_users_api_profile(
     )
 
     assert result.exit_code == 0, result.output
-    me = client.get("/api/me", headers=sign_in(client, "ito@h.test", "s3cret-pass"))
+    me = client.get(
+        "/api/me", headers=token_headers(client, "ito@h.test", "s3cret-pass")
+    )
     assert me.json["departments"] == ["neuro"]
     assert me.json["chief_of"] == ["neuro"]
     assert {"consultant", "chief"} <= set(me.json["roles"])
@@ -173,7 +174,9 @@ def test_departments_add_member_without_chief_makes_a_plain_member(
     )
 
     assert result.exit_code == 0, result.output
-    me = client.get("/api/me", headers=sign_in(client, "ito@h.test", "s3cret-pass"))
+    me = client.get(
+        "/api/me", headers=token_headers(client, "ito@h.test", "s3cret-pass")
+    )
     assert me.json["departments"] == ["neuro"]
     assert me.json["chief_of"] == []
     assert "chief" not in me.json["roles"]
@@ -187,7 +190,9 @@ def test_departments_add_member_refuses_an_unknown_email_in_one_line(
     )
 
     assert_refused(result, "nobody@h.test")
-    me = client.get("/api/me", headers=sign_in(client, "ito@h.test", "s3cret-pass"))
+    me = client.get(
+        "/api/me", headers=token_headers(client, "ito@h.test", "s3cret-pass")
+    )
     assert me.json["departments"] == []
 
 
@@ -199,7 +204,9 @@ def test_departments_add_member_refuses_an_unknown_slug_in_one_line(
     )
 
     assert_refused(result, "nowhere")
-    me = client.get("/api/me", headers=sign_in(client, "ito@h.test", "s3cret-pass"))
+    me = client.get(
+        "/api/me", headers=token_headers(client, "ito@h.test", "s3cret-pass")
+    )
     assert me.json["departments"] == []
 
 
@@ -230,7 +237,7 @@ def test_demo_prints_logins_that_sign_in_and_creates_three_departments(flask, cl
     assert result.exit_code == 0, result.output
     logins = demo_logins(result.output)
     assert "admin@demo.test" in logins
-    admin = sign_in(client, "admin@demo.test", logins["admin@demo.test"])
+    admin = token_headers(client, "admin@demo.test", logins["admin@demo.test"])
     me = client.get("/api/me", headers=admin).json
     assert "admin" in me["roles"]
     slugs = {d["slug"] for d in client.get("/api/departments", headers=admin).json}
@@ -238,14 +245,16 @@ def test_demo_prints_logins_that_sign_in_and_creates_three_departments(flask, cl
     # Every printed login works, and the departments have a chief among them.
     chiefs = set()
     for email, password in logins.items():
-        profile = client.get("/api/me", headers=sign_in(client, email, password)).json
+        profile = client.get(
+            "/api/me", headers=token_headers(client, email, password)
+        ).json
         chiefs.update(profile["chief_of"])
     assert chiefs == slugs
 
 
 def test_demo_has_consults_in_every_status(flask, client):
     logins = demo_logins(flask("demo").output)
-    admin = sign_in(client, "admin@demo.test", logins["admin@demo.test"])
+    admin = token_headers(client, "admin@demo.test", logins["admin@demo.test"])
 
     consults = every_consult(client, admin)
 
@@ -264,7 +273,7 @@ def test_demo_has_consults_in_every_status(flask, client):
 def test_demo_run_twice_is_idempotent(app, flask, client):
     first = flask("demo")
     assert first.exit_code == 0, first.output
-    admin = sign_in(
+    admin = token_headers(
         client, "admin@demo.test", demo_logins(first.output)["admin@demo.test"]
     )
     users, consults = user_count(app), len(every_consult(client, admin))
@@ -277,7 +286,9 @@ def test_demo_run_twice_is_idempotent(app, flask, client):
     assert user_count(app) == users
     assert len(every_consult(client, admin)) == consults
     assert client.get("/api/departments", headers=admin).json == departments
-    sign_in(client, "admin@demo.test", demo_logins(second.output)["admin@demo.test"])
+    token_headers(
+        client, "admin@demo.test", demo_logins(second.output)["admin@demo.test"]
+    )
 
 
 def test_demo_over_an_existing_department_does_not_crash(flask, client):
@@ -292,7 +303,7 @@ def test_demo_over_an_existing_department_does_not_crash(flask, client):
     )
     if result.exit_code == 0:
         logins = demo_logins(result.output)
-        sign_in(client, "admin@demo.test", logins["admin@demo.test"])
+        token_headers(client, "admin@demo.test", logins["admin@demo.test"])
     else:
         assert_refused(result, "radiology")
 

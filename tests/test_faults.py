@@ -36,6 +36,7 @@ from helpers import (
     Screen,
     consult_event,
     free_port,
+    signed_in_session,
     wait_until_listening_to_redis,
 )
 
@@ -465,28 +466,12 @@ def wait_until(condition, timeout: float, what: str):
         time.sleep(0.02)
 
 
-def sign_in_page(url: str, person: Person) -> requests.Session:
-    """A browser session signed in through the sign-in page."""
-    browser = requests.Session()
-    page = browser.get(url + "/sign-in", timeout=REQUEST_TIMEOUT)
-    csrf = re.search(r'name="csrf_token" type="hidden" value="([^"]+)"', page.text)
-    assert csrf, page.text[:500]
-    signed_in = browser.post(
-        url + "/sign-in",
-        data={"csrf_token": csrf[1], "email": person.email, "password": PASSWORD},
-        timeout=REQUEST_TIMEOUT,
-        allow_redirects=False,
-    )
-    assert signed_in.status_code == 302, signed_in.text[:300]
-    return browser
-
-
 def test_a_database_restart_answers_503_meanwhile_and_the_same_process_recovers(
     private_postgres, private_database, servers
 ):
     people = seed(private_database, requesters=4, consultants=4)
     server = servers(private_database)
-    browser = sign_in_page(server.url, people["requesters"][0])
+    browser = signed_in_session(server.url, people["requesters"][0].email)
     assert browser.get(server.url + "/", timeout=REQUEST_TIMEOUT).status_code == 200
     load = Workload(
         server.url, list(zip(people["requesters"], people["consultants"], strict=True))

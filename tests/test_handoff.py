@@ -260,3 +260,22 @@ def test_an_open_offer_survives_a_followup(hospital, new_consult):
     consult = act(hospital.patel, consult, "messages", at=30, body="And the flank?")
     assert consult["owner"] == user(hospital.castillo)
     assert consult["handoff"]["to"] == user(hospital.nguyen)
+
+
+# --- an assignment by the chief -----------------------------------------------------
+
+
+def test_an_assign_by_the_chief_withdraws_an_open_offer(hospital, new_consult):
+    consult = offer(hospital, claimed(hospital, new_consult), hospital.nguyen)
+    assert consult["handoff"]["to"] == user(hospital.nguyen)
+
+    act(hospital.okafor, consult, "assign", at=12, user_id=hospital.okafor.user_id)
+
+    consult = show(hospital.patel, consult, at=13)
+    assert consult["handoff"] is None
+    assert consult["owner"] == user(hospital.okafor)
+    act(hospital.nguyen, consult, "handoff/accept", at=14, expect=409)
+    act(hospital.nguyen, consult, "handoff/decline", at=14, reason="No.", expect=409)
+    after = show(hospital.patel, consult, at=15)
+    assert after["owner"] == user(hospital.okafor)
+    assert after["timeline"] == consult["timeline"]

@@ -430,6 +430,22 @@ def test_an_unknown_status_filter_is_invalid(hospital):
     assert "status" in response.json["errors"]
 
 
+def test_listing_is_newest_first_and_by_id_within_an_instant(hospital, new_consult):
+    """GET /api/consults says "newest first": by created_at, the later id first on a tie."""
+    minutes = [30, 0, 90, 30, 60]  # ids 1..5, made in this order at these minutes
+    ids = [create(new_consult, at=m)["id"] for m in minutes]
+    with clock.frozen_at(at(100)):
+        response = hospital.admin.get("/api/consults")
+    assert response.status_code == 200, response.json
+    assert [c["id"] for c in response.json] == [
+        ids[2],
+        ids[4],
+        ids[3],
+        ids[0],
+        ids[1],
+    ]
+
+
 def test_listing_is_paginated(hospital, new_consult):
     created = ids(*(create(new_consult, at=n) for n in range(5)))
     pages = []

@@ -11,7 +11,6 @@ receives the pushes in the order of the commits).
 """
 
 import os
-import re
 import threading
 import time
 import uuid
@@ -21,13 +20,14 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 import requests
-from conftest import NEW_CONSULT, PASSWORD
+from conftest import NEW_CONSULT
 from helpers import (
     WAIT,
     Screen,
     ServerProcess,
     consult_event,
     fire_together,
+    signed_in_session,
     wait_until_listening_to_redis,
     when,
 )
@@ -248,18 +248,7 @@ def test_a_connection_without_valid_credentials_is_refused(
 
 def sign_in_cookie(url: str, caller) -> str:
     """Sign in through the real sign-in page, as a browser does: its session cookie."""
-    browser = requests.Session()
-    page = browser.get(url + "/sign-in", timeout=WAIT * 2)
-    csrf = re.search(r'name="csrf_token"[^>]*value="([^"]+)"', page.text)
-    assert csrf, page.text[:500]
-    signed_in = browser.post(
-        url + "/sign-in",
-        data={"csrf_token": csrf[1], "email": caller.email, "password": PASSWORD},
-        allow_redirects=False,
-        timeout=WAIT * 2,
-    )
-    assert signed_in.status_code == 302, signed_in.text[:500]
-    return browser.cookies.get("session")
+    return signed_in_session(url, caller.email).cookies.get("session")
 
 
 def test_a_browser_signed_in_with_its_session_cookie_connects_without_a_token(

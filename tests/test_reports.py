@@ -13,7 +13,7 @@ import random
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from helpers import act, at, create, user
+from helpers import act, at, claimed, create, user, when
 from sqlalchemy import select
 
 from broker import clock, reports
@@ -658,3 +658,41 @@ def test_window_ranks_give_exactly_percentile_cont(app, many, hospital, monkeypa
     monkeypatch.setattr(reports, "ORDERED_SET_DIALECTS", set())
     for group_by in reports.GROUPINGS:
         assert rows(hospital.admin, group_by=group_by, **period) == with_cont[group_by]
+
+
+# --- in time means by the deadline (SPEC: "within deadline") ---------------------------
+
+BOUNDARY = [
+    pytest.param(timedelta(0), 1.0, id="at-the-deadline"),
+    pytest.param(timedelta(microseconds=1), 0.0, id="a-microsecond-late"),
+    pytest.param(timedelta(seconds=1), 0.0, id="a-second-late"),
+]
+
+
+@pytest.mark.parametrize(("late", "share"), BOUNDARY)
+def test_a_claim_at_its_claim_deadline_is_in_time_and_a_later_one_is_not(
+    hospital, new_consult, late, share
+):
+    consult = create(new_consult)
+    act(hospital.castillo, consult, "claim", when(consult["claim_due_at"]) + late)
+    (row,) = rows(hospital.okafor)
+    assert (row["group"], row["count"], row["claimed_in_time_share"]) == (
+        "radiology",
+        1,
+        share,
+    )
+
+
+@pytest.mark.parametrize(("late", "share"), BOUNDARY)
+def test_an_answer_at_its_answer_deadline_is_in_time_and_a_later_one_is_not(
+    hospital, new_consult, late, share
+):
+    consult = claimed(hospital, new_consult)
+    due = when(consult["answer_due_at"])
+    act(hospital.castillo, consult, "answer", due + late, body="No collection.")
+    (row,) = rows(hospital.okafor)
+    assert (row["group"], row["count"], row["answered_in_time_share"]) == (
+        "radiology",
+        1,
+        share,
+    )
