@@ -9,7 +9,7 @@ import uuid
 from dataclasses import dataclass
 
 import pytest
-from helpers import PASSWORD, Calls, Swept, start_server, swept
+from helpers import PASSWORD, Calls, Person, Swept, start_server, swept
 from sqlalchemy import text
 
 from broker import accounts, create_app
@@ -97,18 +97,10 @@ def app(database_url, tmp_path, app_settings):
 
 
 @dataclass
-class Caller(Calls):
-    """A signed-in API user: `caller.post("/api/consults/1/claim")`."""
+class Caller(Person, Calls):
+    """A signed-in user of the test client: `caller.post("/api/consults/1/claim")`."""
 
     client: object
-    user_id: int
-    name: str
-    email: str
-    token: str
-
-    @property
-    def headers(self) -> dict:
-        return {"Authorization": f"Bearer {self.token}"}
 
 
 @pytest.fixture
@@ -121,7 +113,7 @@ def make_caller(app, client):
             for slug, chief in (departments or {}).items():
                 accounts.add_member(accounts.department_by_slug(slug), user, chief)
             token = accounts.issue_token(user)
-            return Caller(client, user.id, user.name, user.email, token)
+            return Caller(user.id, user.name, user.email, token, client)
 
     return make
 
@@ -183,12 +175,22 @@ def new_consult(hospital):
 
 
 @pytest.fixture
-def sweep(app):
-    """sweep(instant) -> what `flask sweep --at <instant>` printed, parsed."""
+def flask(app):
+    """flask("users", "create", ...) -> click's Result of that `flask` command."""
     runner = app.test_cli_runner()
 
+    def run(*args):
+        return runner.invoke(args=list(args))
+
+    return run
+
+
+@pytest.fixture
+def sweep(flask):
+    """sweep(instant) -> what `flask sweep --at <instant>` printed, parsed."""
+
     def run(instant) -> Swept:
-        result = runner.invoke(args=["sweep", "--at", instant.isoformat()])
+        result = flask("sweep", "--at", instant.isoformat())
         assert result.exit_code == 0, result.output
         return swept(result.stdout)
 

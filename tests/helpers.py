@@ -103,6 +103,20 @@ def token_headers(client, email, password=PASSWORD) -> dict:
 # --- consults through the API, at a frozen instant ---------------------------------
 
 
+@dataclass
+class Person:
+    """A user with an API token."""
+
+    user_id: int
+    name: str
+    email: str
+    token: str
+
+    @property
+    def headers(self) -> dict:
+        return {"Authorization": f"Bearer {self.token}"}
+
+
 class Calls:
     """The Flask test client's calls, each sent with this object's `headers`."""
 
@@ -166,6 +180,19 @@ def answered(hospital, new_consult, by=None, at=20) -> dict:
     by = by or hospital.castillo
     consult = claimed(hospital, new_consult, by=by)
     return act(by, consult, "answer", at=at, body="No collection.")
+
+
+# The timeline of the whole story (claim, handoff, answer, follow-up, close).
+WHOLE_STORY = [
+    "created",
+    "claimed",
+    "handoff_offered",
+    "handoff_accepted",
+    "answered",
+    "followup",
+    "answered",
+    "closed",
+]
 
 
 def last_event(consult) -> dict:
@@ -246,6 +273,18 @@ def swept(output: str) -> Swept:
     return Swept(when(summary["at"]), escalated, int(summary["closed"]))
 
 
+def assert_cli_refused(result, *words) -> None:
+    """A command's refusal: non-zero exit, and one line on stderr that gives the
+    reason (with each of `words`), no crash."""
+    assert result.exit_code != 0, result.output
+    assert isinstance(result.exception, SystemExit), f"crashed: {result.exception!r}"
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    assert "Traceback" not in result.output
+    for word in words:
+        assert word.lower() in lines[0].lower(), lines[0]
+
+
 # --- server processes --------------------------------------------------------------
 
 
@@ -255,25 +294,27 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def wait_ready(url: str, process: subprocess.Popen, log_path: Path) -> None:
-    """Until `url` answers (any status below 500), however slow the first answer.
-
-    Fails only if the process ends or READY_WITHIN seconds pass.
-    """
+def wait_ready(probe, process: subprocess.Popen, what: str, errors=()) -> None:
+    """Until `probe()` returns true, however slow its first answer: a probe that
+    raises one of `errors` is tried again. Fails only if the process ends or
+    READY_WITHIN seconds pass; `what` names the process (and its log) if so."""
     deadline = time.monotonic() + READY_WITHIN
     while True:
         if process.poll() is not None:
-            raise RuntimeError(
-                f"the server exited ({process.returncode}); see {log_path}"
-            )
+            raise RuntimeError(f"{what} exited ({process.returncode})")
         try:
-            if requests.get(url, timeout=FIRST_ANSWER_WITHIN).status_code < 500:
+            if probe():
                 return
-        except requests.RequestException:
+        except errors:
             pass
         if time.monotonic() > deadline:
-            raise RuntimeError(f"the server did not answer {url}; see {log_path}")
+            raise RuntimeError(f"{what} was not ready within {READY_WITHIN:.0f} s")
         time.sleep(0.2)
+
+
+def answers(url: str):
+    """A probe for wait_ready: `url` answers with a status below 500."""
+    return lambda: requests.get(url, timeout=FIRST_ANSWER_WITHIN).status_code < 500
 
 
 class ServerProcess:
@@ -289,7 +330,9 @@ class ServerProcess:
         log_path: Path,
         ready_path: str = "/api/openapi.json",
         stop_signal: int = signal.SIGTERM,
+        name: str = "",
     ):
+        self.name = name or log_path.stem
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.command = command(self.port)
@@ -310,7 +353,12 @@ class ServerProcess:
                 start_new_session=True,
             )
         try:
-            wait_ready(self.url + self.ready_path, self.process, self.log_path)
+            wait_ready(
+                answers(self.url + self.ready_path),
+                self.process,
+                f"the server {self.name} (log: {self.log_path})",
+                requests.RequestException,
+            )
         except RuntimeError as error:
             self.stop()
             raise RuntimeError(f"{error}:\n{self.log()[-6000:]}") from None
@@ -343,6 +391,42 @@ class ServerProcess:
                 i = j
             i += 1
         return found
+
+
+def gunicorn_server(
+    name: str,
+    app: str,
+    env: dict,
+    logdir: Path,
+    async_mode: str,
+    connections: int,
+    threads: int = 1,
+    graceful_timeout: int = 5,
+    extra: tuple = (),
+    ready_path: str = "/api/openapi.json",
+) -> ServerProcess:
+    """One gunicorn process (arbiter + one worker) serving `app`, not yet started.
+
+    gevent: the gevent worker, one greenlet per connection, up to `connections`;
+    threading: the threaded worker (gthread) with `threads` threads, accepting up
+    to `connections`. Its log is `<logdir>/<name>.log`.
+    """
+    if async_mode == "gevent":
+        worker = ["--worker-class", "gevent", "--worker-connections", str(connections)]
+    else:
+        worker = ["--threads", str(threads), "--worker-connections", str(connections)]
+
+    def command(port: int) -> list[str]:
+        return [sys.executable, "-m", "gunicorn", "--workers", "1", *worker,
+                "--bind", f"127.0.0.1:{port}", "--graceful-timeout",
+                str(graceful_timeout), *extra, app]  # fmt: skip
+
+    # gunicorn: SIGINT is the quick shutdown; the gevent worker runs it in a greenlet
+    # whose sys.exit() gevent prints as a traceback, so gevent servers get SIGTERM.
+    stop = signal.SIGTERM if async_mode == "gevent" else signal.SIGINT
+    return ServerProcess(
+        command, env, logdir / f"{name}.log", ready_path, stop, name=name
+    )
 
 
 def broker_env(database_url: str, **extra) -> dict:

@@ -8,38 +8,15 @@ the API.
 import ast
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
-from helpers import token_headers
+from helpers import ROOT, assert_cli_refused, token_headers
 from sqlalchemy import func, select
 
 from broker.extensions import db
 from broker.models import User
 
 STATUSES = {"pending", "claimed", "answered", "closed", "cancelled"}
-
-
-@pytest.fixture
-def flask(app):
-    """flask("users", "create", ...) -> click's Result."""
-    runner = app.test_cli_runner()
-
-    def run(*args):
-        return runner.invoke(args=list(args))
-
-    return run
-
-
-def assert_refused(result, *words):
-    """Non-zero exit, and one line on stderr that gives the reason (no crash)."""
-    assert result.exit_code != 0, result.output
-    assert isinstance(result.exception, SystemExit), f"crashed: {result.exception!r}"
-    lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1, result.stderr
-    assert "Traceback" not in result.output
-    for word in words:
-        assert word.lower() in lines[0].lower(), lines[0]
 
 
 def create_user(flask, email, name="Dr Ito", password="long enough 1", *extra):
@@ -76,7 +53,7 @@ def test_users_create_refuses_a_duplicate_email_in_one_line(flask, client):
 
     result = create_user(flask, "Ito@H.test", "Another Ito", "second password")
 
-    assert_refused(result, "ito@h.test", "exists")
+    assert_cli_refused(result, "ito@h.test", "exists")
     # The first user is untouched: the first password still signs in.
     token_headers(client, "ito@h.test", "first password")
     response = client.post(
@@ -89,7 +66,7 @@ def test_users_create_refuses_a_duplicate_email_in_one_line(flask, client):
 def test_users_create_refuses_a_bad_email_in_one_line(flask, client, email):
     result = create_user(flask, email)
 
-    assert_refused(result, "email")
+    assert_cli_refused(result, "email")
     response = client.post("/api/tokens", json={"email": email, "password": "x" * 12})
     assert response.status_code == 401
 
@@ -97,7 +74,7 @@ def test_users_create_refuses_a_bad_email_in_one_line(flask, client, email):
 def test_users_create_refuses_a_short_password_in_one_line(flask, client):
     result = create_user(flask, "ito@h.test", "Dr Ito", "short")
 
-    assert_refused(result, "password")
+    assert_cli_refused(result, "password")
     response = client.post(
         "/api/tokens", json={"email": "ito@h.test", "password": "short"}
     )
@@ -125,7 +102,7 @@ def test_departments_create_refuses_a_duplicate_slug_in_one_line(
 
     result = flask("departments", "create", "--slug", "neuro", "--name", "Other")
 
-    assert_refused(result, "neuro", "exists")
+    assert_cli_refused(result, "neuro", "exists")
     listed = make_caller("ito@h.test").get("/api/departments").json
     assert [(d["slug"], d["name"]) for d in listed] == [("neuro", "Neurology")]
 
@@ -133,7 +110,7 @@ def test_departments_create_refuses_a_duplicate_slug_in_one_line(
 def test_departments_create_refuses_a_bad_slug_in_one_line(flask):
     result = flask("departments", "create", "--slug", "no spaces!", "--name", "X")
 
-    assert_refused(result, "slug")
+    assert_cli_refused(result, "slug")
 
 
 @pytest.fixture
@@ -189,7 +166,7 @@ def test_departments_add_member_refuses_an_unknown_email_in_one_line(
         "departments", "add-member", "--slug", "neuro", "--email", "nobody@h.test"
     )
 
-    assert_refused(result, "nobody@h.test")
+    assert_cli_refused(result, "nobody@h.test")
     me = client.get(
         "/api/me", headers=token_headers(client, "ito@h.test", "s3cret-pass")
     )
@@ -203,7 +180,7 @@ def test_departments_add_member_refuses_an_unknown_slug_in_one_line(
         "departments", "add-member", "--slug", "nowhere", "--email", "ito@h.test"
     )
 
-    assert_refused(result, "nowhere")
+    assert_cli_refused(result, "nowhere")
     me = client.get(
         "/api/me", headers=token_headers(client, "ito@h.test", "s3cret-pass")
     )
@@ -305,7 +282,7 @@ def test_demo_over_an_existing_department_does_not_crash(flask, client):
         logins = demo_logins(result.output)
         token_headers(client, "admin@demo.test", logins["admin@demo.test"])
     else:
-        assert_refused(result, "radiology")
+        assert_cli_refused(result, "radiology")
 
 
 SERVE_WITHOUT_SEED = """
@@ -337,7 +314,7 @@ def test_serving_never_loads_the_demo_or_the_generator(tmp_path):
         [sys.executable, "-c", SERVE_WITHOUT_SEED, database],
         capture_output=True,
         text=True,
-        cwd=Path(__file__).resolve().parent.parent,
+        cwd=ROOT,
         timeout=120,
     )
 

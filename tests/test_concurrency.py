@@ -28,6 +28,16 @@ def post_to(server, caller, path, json=None):
     return call
 
 
+def claim_against_assign(server, hospital, base, to):
+    """Castillo's claim and Okafor's assign to `to`, sent at once: their responses."""
+    return fire_together(
+        [
+            post_to(server, hospital.castillo, base + "/claim"),
+            post_to(server, hospital.okafor, base + "/assign", {"user_id": to.user_id}),
+        ]
+    )
+
+
 def kinds(consult, *wanted):
     return [event["kind"] for event in consult["timeline"] if event["kind"] in wanted]
 
@@ -85,17 +95,7 @@ def test_a_claim_racing_the_chiefs_assign_to_the_same_radiologist_lets_exactly_o
     for _ in range(ROUNDS):
         consult = new_consult()
         base = f"/api/consults/{consult['id']}"
-        claim, assign = fire_together(
-            [
-                post_to(server, hospital.castillo, base + "/claim"),
-                post_to(
-                    server,
-                    hospital.okafor,
-                    base + "/assign",
-                    {"user_id": hospital.castillo.user_id},
-                ),
-            ]
-        )
+        claim, assign = claim_against_assign(server, hospital, base, hospital.castillo)
 
         assert sorted([claim.status_code, assign.status_code]) == [200, 409], describe(
             [claim, assign]
@@ -124,17 +124,7 @@ def test_a_claim_racing_the_chiefs_assign_to_a_colleague_loses_no_update(
     for _ in range(ROUNDS):
         consult = new_consult()
         base = f"/api/consults/{consult['id']}"
-        claim, assign = fire_together(
-            [
-                post_to(server, hospital.castillo, base + "/claim"),
-                post_to(
-                    server,
-                    hospital.okafor,
-                    base + "/assign",
-                    {"user_id": hospital.nguyen.user_id},
-                ),
-            ]
-        )
+        claim, assign = claim_against_assign(server, hospital, base, hospital.nguyen)
 
         codes = (claim.status_code, assign.status_code)
         assert codes in {(200, 409), (409, 200), (200, 200)}, describe([claim, assign])

@@ -31,12 +31,15 @@ import redis
 import requests
 from conftest import NEW_CONSULT, PASSWORD
 from helpers import (
+    FIRST_ANSWER_WITHIN,
     ROOT,
     WAIT,
+    Person,
     Screen,
     consult_event,
     free_port,
     signed_in_session,
+    wait_ready,
     wait_until_listening_to_redis,
 )
 
@@ -164,19 +167,14 @@ class PrivateRedis:
                  "--dir", str(self.root)],
                 stdout=log, stderr=subprocess.STDOUT,
             )  # fmt: skip
-        probe = redis.Redis(port=self.port, socket_connect_timeout=1)
-        deadline = time.monotonic() + 10
-        while True:
-            try:
-                probe.ping()
-                return
-            except redis.ConnectionError as error:
-                if self.process.poll() is not None or time.monotonic() > deadline:
-                    log = (self.root / "redis.log").read_text(errors="replace")
-                    raise RuntimeError(f"redis-server did not start:\n{log}") from error
-                time.sleep(0.05)
-            finally:
-                probe.close()
+        probe = redis.Redis(port=self.port, socket_timeout=FIRST_ANSWER_WITHIN)
+        try:
+            wait_ready(probe.ping, self.process, "redis-server", redis.RedisError)
+        except RuntimeError as error:
+            log = (self.root / "redis.log").read_text(errors="replace")
+            raise RuntimeError(f"{error}:\n{log}") from None
+        finally:
+            probe.close()
 
     def stop(self) -> None:
         if self.process is not None and self.process.poll() is None:
@@ -245,18 +243,6 @@ def private_redis():
 
 
 # --- people, servers, clients ----------------------------------------------------------
-
-
-@dataclass
-class Person:
-    id: int
-    name: str
-    email: str
-    token: str
-
-    @property
-    def headers(self) -> dict:
-        return {"Authorization": f"Bearer {self.token}"}
 
 
 def seed(database_url: str, requesters: int, consultants: int) -> dict:
