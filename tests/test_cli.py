@@ -19,6 +19,11 @@ from broker.models import User
 STATUSES = {"pending", "claimed", "answered", "closed", "cancelled"}
 
 
+def profile(client, email="ito@h.test", password="s3cret-pass"):
+    """GET /api/me signed in as that user (with a new token)."""
+    return client.get("/api/me", headers=token_headers(client, email, password))
+
+
 def create_user(flask, email, name="Dr Ito", password="long enough 1", *extra):
     args = ["users", "create", "--email", email, "--name", name]
     return flask(*args, "--password", password, *extra)
@@ -29,9 +34,7 @@ def test_users_create_makes_a_user_who_can_sign_in(flask, client):
 
     assert result.exit_code == 0, result.output
     assert "ito@h.test" in result.output
-    me = client.get(
-        "/api/me", headers=token_headers(client, "ito@h.test", "s3cret-pass")
-    )
+    me = profile(client)
     assert me.status_code == 200
     assert me.json["name"] == "Dr Ito"
     assert me.json["email"] == "ito@h.test"
@@ -42,9 +45,7 @@ def test_users_create_with_admin_flag_makes_an_administrator(flask, client):
     result = create_user(flask, "root@h.test", "Root", "s3cret-pass", "--admin")
 
     assert result.exit_code == 0, result.output
-    me = client.get(
-        "/api/me", headers=token_headers(client, "root@h.test", "s3cret-pass")
-    )
+    me = profile(client, "root@h.test")
     assert "admin" in me.json["roles"]
 
 
@@ -135,9 +136,7 @@ def test_departments_add_member_with_chief_shows_in_the_users_api_profile(
     )
 
     assert result.exit_code == 0, result.output
-    me = client.get(
-        "/api/me", headers=token_headers(client, "ito@h.test", "s3cret-pass")
-    )
+    me = profile(client)
     assert me.json["departments"] == ["neuro"]
     assert me.json["chief_of"] == ["neuro"]
     assert {"consultant", "chief"} <= set(me.json["roles"])
@@ -151,9 +150,7 @@ def test_departments_add_member_without_chief_makes_a_plain_member(
     )
 
     assert result.exit_code == 0, result.output
-    me = client.get(
-        "/api/me", headers=token_headers(client, "ito@h.test", "s3cret-pass")
-    )
+    me = profile(client)
     assert me.json["departments"] == ["neuro"]
     assert me.json["chief_of"] == []
     assert "chief" not in me.json["roles"]
@@ -167,9 +164,7 @@ def test_departments_add_member_refuses_an_unknown_email_in_one_line(
     )
 
     assert_cli_refused(result, "nobody@h.test")
-    me = client.get(
-        "/api/me", headers=token_headers(client, "ito@h.test", "s3cret-pass")
-    )
+    me = profile(client)
     assert me.json["departments"] == []
 
 
@@ -181,9 +176,7 @@ def test_departments_add_member_refuses_an_unknown_slug_in_one_line(
     )
 
     assert_cli_refused(result, "nowhere")
-    me = client.get(
-        "/api/me", headers=token_headers(client, "ito@h.test", "s3cret-pass")
-    )
+    me = profile(client)
     assert me.json["departments"] == []
 
 
@@ -222,10 +215,7 @@ def test_demo_prints_logins_that_sign_in_and_creates_three_departments(flask, cl
     # Every printed login works, and the departments have a chief among them.
     chiefs = set()
     for email, password in logins.items():
-        profile = client.get(
-            "/api/me", headers=token_headers(client, email, password)
-        ).json
-        chiefs.update(profile["chief_of"])
+        chiefs.update(profile(client, email, password).json["chief_of"])
     assert chiefs == slugs
 
 
