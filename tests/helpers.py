@@ -1,8 +1,11 @@
 """Helpers shared by the tests and the benchmarks, each defined once.
 
+- Signing in: through the pages (`sign_in`, `signed_in_session`) or for a token
+  (`token_headers`).
 - Consult steps through the HTTP API at a frozen instant (`act`, `show`, `create`,
   `claimed`, `answered`...). An instant is given as a datetime, or as a number of
-  minutes after T0.
+  minutes after T0. Shifts (`scheduled`), the sweep's output (`swept`), a CLI
+  refusal (`assert_cli_refused`), calls released at once (`fire_together`).
 - Real server processes (`ServerProcess`, `start_server`) and the one readiness
   wait (`wait_ready`), which tolerates a slow first answer.
 - A Socket.IO listener (`Screen`) that records what one user's connection receives.
