@@ -56,20 +56,15 @@ received event but note the time and read the consult's id.
 import argparse
 import asyncio
 import base64
-import contextlib
 import importlib.util
 import json
 import os
 import re
 import resource
-import signal
-import socket
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -77,6 +72,8 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 import benchdb  # noqa: E402
+
+from tests.helpers import ServerProcess, gunicorn_server  # noqa: E402
 
 SIZES = [100, 500, 1_000]
 GOAL_CLIENTS = 500
@@ -93,7 +90,6 @@ ACTION_BODY = {
 }
 CONNECT_CONCURRENCY = 20
 EVENT_TIMEOUT_S = 10.0  # an action whose event has not reached everyone by then fails
-SERVER_START_TIMEOUT_S = 30.0
 FLOOR_APP = "bare_socketio_server:app"
 EXTRA_THREADS = 50  # gunicorn threads beyond one per websocket: for the HTTP actions
 ASYNC_MODES = ("threading", "gevent")
@@ -144,116 +140,6 @@ def seed(url: str, members: int) -> dict:
 
 
 # --- servers -------------------------------------------------------------------
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-class Server:
-    """One gunicorn process (arbiter + one worker), stopped by stop().
-
-    threading: the threaded worker (gthread) with `threads` threads; gevent: the
-    gevent worker, one greenlet per connection, up to `threads` connections.
-    """
-
-    def __init__(
-        self,
-        name: str,
-        app: str,
-        threads: int,
-        env: dict,
-        logdir: Path,
-        extra: tuple = (),
-        async_mode: str = "threading",
-    ):
-        self.name = name
-        self.async_mode = async_mode
-        self.port = free_port()
-        self.log_path = logdir / f"{name}.log"
-        if async_mode == "gevent":
-            worker = ["--worker-class", "gevent", "--worker-connections", str(threads)]
-        else:
-            worker = [
-                "--threads",
-                str(threads),
-                # gthread stops accepting at worker_connections (default 1,000)
-                "--worker-connections",
-                str(threads + EXTRA_THREADS),
-            ]
-        self.cmd = [
-            sys.executable,
-            "-m",
-            "gunicorn",
-            "--workers",
-            "1",
-            *worker,
-            "--bind",
-            f"127.0.0.1:{self.port}",
-            "--graceful-timeout",
-            "3",
-            *extra,
-            app,
-        ]
-        self.env = env
-        self.proc = None
-
-    def start(self) -> None:
-        log = open(self.log_path, "w")  # noqa: SIM115  (closed with the process)
-        self.proc = subprocess.Popen(
-            self.cmd,
-            cwd=ROOT,
-            env=self.env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-        log.close()
-        deadline = time.monotonic() + SERVER_START_TIMEOUT_S
-        url = f"http://127.0.0.1:{self.port}/socket.io/?EIO=4&transport=polling"
-        while True:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"{self.name} exited: see {self.log_path}")
-            try:
-                with urllib.request.urlopen(url, timeout=2) as response:
-                    if response.status == 200:
-                        return
-            except OSError:
-                pass
-            if time.monotonic() > deadline:
-                raise RuntimeError(f"{self.name} did not start: see {self.log_path}")
-            time.sleep(0.2)
-
-    def tracebacks(self) -> list[str]:
-        """The tracebacks in this server's log (each with the line after it ends)."""
-        lines = self.log_path.read_text(errors="replace").splitlines()
-        found, i = [], 0
-        while i < len(lines):
-            if lines[i].startswith("Traceback"):
-                j = i + 1
-                while j < len(lines) and lines[j].startswith((" ", "\t")):
-                    j += 1
-                found.append("\n".join(lines[i : j + 1]))
-                i = j
-            i += 1
-        return found
-
-    def stop(self) -> None:
-        if self.proc is None or self.proc.poll() is not None:
-            return
-        # gunicorn: SIGINT is the quick shutdown; the gevent worker runs it in a
-        # greenlet whose sys.exit() gevent prints as a traceback, so gevent servers
-        # get SIGTERM (graceful: their clients are closed by then).
-        sig = signal.SIGTERM if self.async_mode == "gevent" else signal.SIGINT
-        try:
-            os.killpg(self.proc.pid, sig)
-            self.proc.wait(timeout=10)
-        except (ProcessLookupError, subprocess.TimeoutExpired):
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(self.proc.pid, signal.SIGKILL)
-            self.proc.wait(timeout=5)
 
 
 # --- clients: Socket.IO over a websocket, on asyncio ---------------------------
@@ -902,7 +788,7 @@ def main() -> int:
             # the same Redis must not hear each other's pushes.
             return f"livebench-{name}-{os.getpid()}"
 
-        def servers(name: str) -> list[Server]:
+        def servers(name: str) -> list[ServerProcess]:
             kind, processes, mode = CONFIGURATIONS[name]
             if kind == "floor":
                 app, extra = FLOOR_APP, floor_args
@@ -918,11 +804,26 @@ def main() -> int:
                 if processes > 1:
                     server_env["REDIS_URL"] = args.redis_url
                     server_env["SOCKETIO_CHANNEL"] = channel(name)
-            if processes == 1:
-                return [Server(name, app, one, server_env, logdir, extra, mode)]
+            names = (
+                [name] if processes == 1 else [f"{name}-{i}" for i in range(processes)]
+            )
+            threads = one if processes == 1 else half
             return [
-                Server(f"{name}-{i}", app, half, server_env, logdir, extra, mode)
-                for i in range(processes)
+                gunicorn_server(
+                    server_name,
+                    app,
+                    server_env,
+                    logdir,
+                    mode,
+                    connections=threads
+                    if mode == "gevent"
+                    else threads + EXTRA_THREADS,
+                    threads=threads,
+                    graceful_timeout=3,
+                    extra=extra,
+                    ready_path="/socket.io/?EIO=4&transport=polling",
+                )  # fmt: skip
+                for server_name in names
             ]
 
         # Side by side: every selected configuration of a process count at once.

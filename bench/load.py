@@ -43,14 +43,10 @@ Figures: bench/README.md.
 """
 
 import argparse
-import contextlib
 import math
 import os
 import random
 import shutil
-import signal
-import socket
-import subprocess
 import sys
 import tempfile
 import threading
@@ -69,6 +65,8 @@ import redis  # noqa: E402
 import requests  # noqa: E402
 from sqlalchemy.engine import make_url  # noqa: E402
 
+from tests.helpers import gunicorn_server  # noqa: E402
+
 DEFAULT_DATABASE_URL = "postgresql://postgres@127.0.0.1:5432/broker_load"
 DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/5"
 PROCESSES = 2
@@ -76,7 +74,6 @@ THREADS = 64  # per gunicorn process, with --async-mode threading
 CHEAP_HASH = "scrypt:1024:8:1"  # the users never sign in: they hold tokens
 PASSWORD = "load test password"
 REQUEST_TIMEOUT_S = 60
-SERVER_START_TIMEOUT_S = 60
 DEPARTMENTS = [("radiology", "Radiology"), ("cardiology", "Cardiology")]
 URGENCIES = [("stat", 0.1), ("urgent", 0.3), ("routine", 0.6)]
 OPEN_PER_REQUESTER = 3  # a requester with fewer open consults than this creates one
@@ -141,72 +138,6 @@ def seed(url: str, users: int) -> list[Person]:
         db.session.remove()
         db.engine.dispose()
     return people
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-class Server:
-    """One server process group as `make serve` runs it (gunicorn, one gevent worker)."""
-
-    def __init__(self, name: str, async_mode: str, env: dict, logdir: Path):
-        self.name = name
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.log_path = logdir / f"{name}.log"
-        worker = (
-            ["--worker-class", "gevent", "--worker-connections", "1000"]
-            if async_mode == "gevent"
-            else ["--threads", str(THREADS)]
-        )
-        self.cmd = [
-            sys.executable, "-m", "gunicorn", "--workers", "1", *worker,
-            "--bind", f"127.0.0.1:{self.port}", "--graceful-timeout", "5", "wsgi:app",
-        ]  # fmt: skip
-        self.env = {**env, "SOCKETIO_ASYNC_MODE": async_mode}
-        # gunicorn's gevent worker prints a SystemExit traceback on SIGINT; not on SIGTERM
-        self.stop_signal = signal.SIGTERM if async_mode == "gevent" else signal.SIGINT
-        self.proc = None
-
-    def start(self) -> None:
-        with open(self.log_path, "w") as log:
-            self.proc = subprocess.Popen(
-                self.cmd,
-                cwd=ROOT,
-                env=self.env,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-            )
-        deadline = time.monotonic() + SERVER_START_TIMEOUT_S
-        while True:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"{self.name} exited: see {self.log_path}")
-            try:
-                requests.get(self.url + "/api/openapi.json", timeout=2)
-                return
-            except requests.RequestException:
-                pass
-            if time.monotonic() > deadline:
-                raise RuntimeError(f"{self.name} did not start: see {self.log_path}")
-            time.sleep(0.2)
-
-    def stop(self) -> None:
-        if self.proc is None or self.proc.poll() is not None:
-            return
-        try:
-            os.killpg(self.proc.pid, self.stop_signal)
-            self.proc.wait(timeout=10)
-        except (ProcessLookupError, subprocess.TimeoutExpired):
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(self.proc.pid, signal.SIGKILL)
-            self.proc.wait(timeout=10)
-
-    def tracebacks(self) -> int:
-        return self.log_path.read_text(errors="replace").count("Traceback")
 
 
 # --- the users ------------------------------------------------------------------------
@@ -618,7 +549,16 @@ def main() -> int:
         "SESSION_COOKIE_SECURE": "false",
     }
     servers = [
-        Server(f"server{n}", args.async_mode, env, logdir) for n in range(PROCESSES)
+        gunicorn_server(
+            f"server{n}",
+            "wsgi:app",
+            {**env, "SOCKETIO_ASYNC_MODE": args.async_mode},
+            logdir,
+            args.async_mode,
+            connections=1000,
+            threads=THREADS,
+        )
+        for n in range(PROCESSES)
     ]
     requesters = sum(p.role == "requester" for p in people)
     print(
@@ -677,7 +617,7 @@ def main() -> int:
         f"{servers_cpu:.0f} s (with their start), of {elapsed * os.cpu_count():.0f} s "
         f"on {os.cpu_count()} cores; PostgreSQL and Redis not counted"
     )
-    tracebacks = sum(server.tracebacks() for server in servers)
+    tracebacks = sum(len(server.tracebacks()) for server in servers)
     print(f"tracebacks in the server logs: {tracebacks}")
 
     problems, totals = check_invariants(url, record)

@@ -5,27 +5,20 @@ set (CI does both). Nothing mocks the database: every test talks to the real one
 """
 
 import os
-import socket
-import subprocess
-import sys
-import time
 import uuid
 from dataclasses import dataclass
-from pathlib import Path
 
 import pytest
-import requests
+from helpers import PASSWORD, Calls, Person, Swept, start_server, swept
 from sqlalchemy import text
 
 from broker import accounts, create_app
 from broker.extensions import db
 
-ROOT = Path(__file__).resolve().parent.parent
 POSTGRES_URL = os.environ.get("TEST_DATABASE_URL", "")
 # Every server this run starts pushes on its own Redis channel, apart from any other run.
 os.environ.setdefault("SOCKETIO_CHANNEL", f"broker-test-{uuid.uuid4().hex}")
 ON_POSTGRES = bool(POSTGRES_URL)
-PASSWORD = "correct horse battery"
 
 _postgres_schema_ready = False
 
@@ -104,30 +97,10 @@ def app(database_url, tmp_path, app_settings):
 
 
 @dataclass
-class Caller:
-    """A signed-in API user: `caller.post("/api/consults/1/claim")`."""
+class Caller(Person, Calls):
+    """A signed-in user of the test client: `caller.post("/api/consults/1/claim")`."""
 
     client: object
-    user_id: int
-    name: str
-    email: str
-    token: str
-
-    @property
-    def headers(self) -> dict:
-        return {"Authorization": f"Bearer {self.token}"}
-
-    def get(self, path, **kwargs):
-        return self.client.get(path, headers=self.headers, **kwargs)
-
-    def post(self, path, json=None, **kwargs):
-        return self.client.post(path, headers=self.headers, json=json or {}, **kwargs)
-
-    def put(self, path, json=None, **kwargs):
-        return self.client.put(path, headers=self.headers, json=json or {}, **kwargs)
-
-    def delete(self, path, **kwargs):
-        return self.client.delete(path, headers=self.headers, **kwargs)
 
 
 @pytest.fixture
@@ -140,7 +113,7 @@ def make_caller(app, client):
             for slug, chief in (departments or {}).items():
                 accounts.add_member(accounts.department_by_slug(slug), user, chief)
             token = accounts.issue_token(user)
-            return Caller(client, user.id, user.name, user.email, token)
+            return Caller(user.id, user.name, user.email, token, client)
 
     return make
 
@@ -201,63 +174,27 @@ def new_consult(hospital):
     return create
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+@pytest.fixture
+def flask(app):
+    """flask("users", "create", ...) -> click's Result of that `flask` command."""
+    runner = app.test_cli_runner()
+
+    def run(*args):
+        return runner.invoke(args=list(args))
+
+    return run
 
 
-@dataclass
-class RunningServer:
-    url: str
-    log_path: Path
-    process: subprocess.Popen
+@pytest.fixture
+def sweep(flask):
+    """sweep(instant) -> what `flask sweep --at <instant>` printed, parsed."""
 
-    def log(self) -> str:
-        return self.log_path.read_text(errors="replace")
+    def run(instant) -> Swept:
+        result = flask("sweep", "--at", instant.isoformat())
+        assert result.exit_code == 0, result.output
+        return swept(result.stdout)
 
-
-def start_server(database_url: str, log_path: Path, **extra_env) -> RunningServer:
-    """The broker served by a real process (`flask run`, threaded) on that database.
-
-    Its stdout and stderr (access log, app log) go to `log_path`. The sweep is
-    off unless `SWEEP_INTERVAL_SECONDS` is given in `extra_env`.
-    """
-    port = free_port()
-    env = {
-        **os.environ,
-        "DATABASE_URL": database_url,
-        "SECRET_KEY": "test",
-        "SWEEP_INTERVAL_SECONDS": "0",
-        "SESSION_COOKIE_SECURE": "false",
-        **extra_env,
-    }
-    with open(log_path, "wb") as log:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "flask", "--app", "wsgi", "run",
-             "--host", "127.0.0.1", "--port", str(port), "--with-threads"],
-            cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
-        )  # fmt: skip
-    server = RunningServer(f"http://127.0.0.1:{port}", log_path, process)
-    deadline = time.monotonic() + 30
-    while True:
-        try:
-            requests.get(server.url + "/api/openapi.json", timeout=1)
-            return server
-        except requests.ConnectionError as error:
-            if process.poll() is not None or time.monotonic() > deadline:
-                stop_server(server)
-                raise RuntimeError(f"server did not start:\n{server.log()}") from error
-            time.sleep(0.1)
-
-
-def stop_server(server: RunningServer) -> None:
-    server.process.terminate()
-    try:
-        server.process.wait(timeout=10)
-    except subprocess.TimeoutExpired:
-        server.process.kill()
-        server.process.wait(timeout=10)
+    return run
 
 
 @pytest.fixture
@@ -267,8 +204,22 @@ def server_env() -> dict:
 
 
 @pytest.fixture
-def live_server_process(app, database_url, tmp_path, server_env):
-    """The broker served by a real process on the test database (see start_server)."""
-    server = start_server(database_url, tmp_path / "server.log", **server_env)
-    yield server
-    stop_server(server)
+def servers(tmp_path):
+    """servers(database_url, **env) -> a started server (see helpers.start_server);
+    all are stopped afterwards."""
+    started = []
+
+    def start(database_url, **extra_env):
+        log_path = tmp_path / f"server{len(started)}.log"
+        started.append(start_server(database_url, log_path, **extra_env))
+        return started[-1]
+
+    yield start
+    for server in started:
+        server.stop()
+
+
+@pytest.fixture
+def live_server_process(app, database_url, servers, server_env):
+    """The broker served by a real process on the test database (see helpers.start_server)."""
+    return servers(database_url, **server_env)

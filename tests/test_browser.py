@@ -19,7 +19,8 @@ from pathlib import Path
 
 import pytest
 import requests
-from conftest import PASSWORD, ROOT
+from conftest import PASSWORD
+from helpers import ROOT, WHOLE_STORY, scheduled
 from playwright.sync_api import Browser, BrowserContext, Page, expect, sync_playwright
 
 CHROMIUM = Path(os.environ.get("CHROMIUM_PATH", "/usr/bin/chromium"))
@@ -119,7 +120,7 @@ def assert_not_reloaded(page: Page) -> None:
     assert page.evaluate("() => window.__notReloaded === true"), "the page reloaded"
 
 
-def act(page: Page, button: str, done: str | re.Pattern) -> None:
+def press(page: Page, button: str, done: str | re.Pattern) -> None:
     """Click a form's submit button and wait for the page it leads to (with its flash)."""
     with page.expect_navigation():
         page.click(button)
@@ -164,7 +165,7 @@ def test_the_whole_story_across_three_browsers(hospital, open_context):
 
     # The physician sends a stat consult ...
     fill_new_consult(physician, "MRN-4417", QUESTION)
-    act(physician, "#send-consult", re.compile(r"Consult #\d+ sent to Radiology\."))
+    press(physician, "#send-consult", re.compile(r"Consult #\d+ sent to Radiology\."))
     consult_id = consult_id_of(physician)
 
     # ... and it is in the radiologist's queue within two seconds, without a reload.
@@ -185,7 +186,7 @@ def test_the_whole_story_across_three_browsers(hospital, open_context):
     # The radiologist opens it from the queue and claims it.
     queued.locator("a").click()
     radiologist.wait_for_url(f"**/consults/{consult_id}")
-    act(radiologist, "#claim-button", "You own this consult now.")
+    press(radiologist, "#claim-button", "You own this consult now.")
     expect(radiologist.locator("#owner")).to_have_text("Dr Castillo")
     expect(radiologist.locator("#answer-button")).to_be_visible()
 
@@ -202,7 +203,7 @@ def test_the_whole_story_across_three_browsers(hospital, open_context):
     radiologist.get_by_text("Hand off to a colleague").click()
     radiologist.select_option('[name="handoff-to_user_id"]', label="Dr Nguyen")
     radiologist.fill('[name="handoff-note"]', "End of my shift: yours if you agree.")
-    act(
+    press(
         radiologist,
         "#handoff-button",
         "Handoff offered. You stay the owner until it is accepted.",
@@ -219,7 +220,7 @@ def test_the_whole_story_across_three_browsers(hospital, open_context):
     expect(physician.locator(".notice")).to_contain_text("Handoff offered to Dr Nguyen")
 
     # The colleague accepts: the physician sees the new owner live.
-    act(colleague, "#accept-button", "Handoff accepted: you own this consult now.")
+    press(colleague, "#accept-button", "Handoff accepted: you own this consult now.")
     expect(colleague.locator("#owner")).to_have_text("Dr Nguyen")
     live(colleague)
     expect(physician.locator("#owner")).to_have_text("Dr Nguyen", timeout=LIVE)
@@ -230,7 +231,7 @@ def test_the_whole_story_across_three_browsers(hospital, open_context):
     # The new owner answers; the physician's page shows the answer live.
     first_answer = "Yes: a 4 cm rim-enhancing collection in the right lower quadrant."
     colleague.fill('[name="answer-body"]', first_answer)
-    act(colleague, "#answer-button", "Answer sent.")
+    press(colleague, "#answer-button", "Answer sent.")
     live(colleague)
     expect(physician.locator("#timeline")).to_contain_text(first_answer)
     expect(physician.locator("#close-button")).to_be_visible()
@@ -240,7 +241,7 @@ def test_the_whole_story_across_three_browsers(hospital, open_context):
     # A follow-up goes back to the same owner, whose page shows it live.
     followup = "Is it safely accessible percutaneously?"
     physician.fill('[name="message-body"]', followup)
-    act(physician, "#message-button", "Sent.")
+    press(physician, "#message-button", "Sent.")
     live(physician)
     expect(colleague.locator("#timeline")).to_contain_text(followup)
     expect(colleague.locator("#answer-button")).to_be_visible()
@@ -249,29 +250,20 @@ def test_the_whole_story_across_three_browsers(hospital, open_context):
 
     second_answer = "Yes, via a right anterior approach; IR can drain today."
     colleague.fill('[name="answer-body"]', second_answer)
-    act(colleague, "#answer-button", "Answer sent.")
+    press(colleague, "#answer-button", "Answer sent.")
     expect(physician.locator("#timeline")).to_contain_text(second_answer)
     assert_not_reloaded(physician)
 
     # The physician closes it with a rating.
     physician.check('input[name="close-rating"][value="5"]')
     physician.fill('[name="close-comment"]', "Quick and clear, thank you.")
-    act(physician, "#close-button", "Consult closed. Thank you.")
+    press(physician, "#close-button", "Consult closed. Thank you.")
     expect(physician.locator(".badge.status-closed")).to_be_visible()
     expect(physician.locator("#close-button")).to_have_count(0)
     expect(physician.locator("#message-button")).to_have_count(0)
 
     # The timeline tells the whole story, in order.
-    assert timeline_kinds(physician) == [
-        "created",
-        "claimed",
-        "handoff_offered",
-        "handoff_accepted",
-        "answered",
-        "followup",
-        "answered",
-        "closed",
-    ]
+    assert timeline_kinds(physician) == WHOLE_STORY
     heads = physician.locator("#timeline .event-head").all_inner_texts()
     expected = [
         "Dr Patel asked",
@@ -324,7 +316,7 @@ def test_a_field_error_keeps_what_was_typed(hospital, open_context):
 
     # Fixed, it goes through with what was typed first.
     page.fill("#patient_ref", "MRN-4417")
-    act(page, "#send-consult", re.compile(r"Consult #\d+ sent to Radiology\."))
+    press(page, "#send-consult", re.compile(r"Consult #\d+ sent to Radiology\."))
     expect(page.locator(".question .text")).to_have_text(QUESTION)
     expect(page.locator(".badge.urgency-urgent")).to_be_visible()
 
@@ -351,7 +343,7 @@ def test_a_non_owner_sees_no_answer_button_but_can_add_a_note(
         "you are not the owner"
     )
     colleague.fill('[name="message-body"]', "Covering tonight: prior CT is from March.")
-    act(colleague, "#message-button", "Sent.")
+    press(colleague, "#message-button", "Sent.")
     note = colleague.locator("#timeline > li").last
     expect(note).to_have_class(re.compile(r"\bkind-note\b"))
     expect(note).to_contain_text("Dr Nguyen added a note")
@@ -580,27 +572,13 @@ def test_a_live_update_keeps_an_open_form_and_what_was_typed(
 def _seed(hospital) -> dict:
     """Shifts, and consults in every state, made through the API."""
     now = datetime.now(UTC).replace(minute=0, second=0, microsecond=0)
+
+    def hours(n: float) -> datetime:
+        return now + timedelta(hours=n)
+
     for who, role in ((hospital.castillo, "primary"), (hospital.nguyen, "backup")):
-        response = hospital.okafor.post(
-            "/api/departments/radiology/shifts",
-            json={
-                "user_id": who.user_id,
-                "role": role,
-                "starts_at": (now - timedelta(hours=2)).isoformat(),
-                "ends_at": (now + timedelta(hours=10)).isoformat(),
-            },
-        )
-        assert response.status_code == 201, response.json
-    response = hospital.okafor.post(
-        "/api/departments/radiology/shifts",
-        json={
-            "user_id": hospital.okafor.user_id,
-            "role": "primary",
-            "starts_at": (now + timedelta(hours=10)).isoformat(),
-            "ends_at": (now + timedelta(hours=22)).isoformat(),
-        },
-    )
-    assert response.status_code == 201, response.json
+        scheduled(hospital.okafor, who, role, hours(-2), hours(10))
+    scheduled(hospital.okafor, hospital.okafor, "primary", hours(10), hours(22))
 
     def consult(urgency, patient_ref, question, study_ref=None, by=None):
         body = {

@@ -8,9 +8,9 @@ the API.
 import ast
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
+from helpers import ROOT, assert_cli_refused, token_headers
 from sqlalchemy import func, select
 
 from broker.extensions import db
@@ -19,32 +19,9 @@ from broker.models import User
 STATUSES = {"pending", "claimed", "answered", "closed", "cancelled"}
 
 
-@pytest.fixture
-def flask(app):
-    """flask("users", "create", ...) -> click's Result."""
-    runner = app.test_cli_runner()
-
-    def run(*args):
-        return runner.invoke(args=list(args))
-
-    return run
-
-
-def assert_refused(result, *words):
-    """Non-zero exit, and one line on stderr that gives the reason (no crash)."""
-    assert result.exit_code != 0, result.output
-    assert isinstance(result.exception, SystemExit), f"crashed: {result.exception!r}"
-    lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1, result.stderr
-    assert "Traceback" not in result.output
-    for word in words:
-        assert word.lower() in lines[0].lower(), lines[0]
-
-
-def sign_in(client, email, password):
-    response = client.post("/api/tokens", json={"email": email, "password": password})
-    assert response.status_code == 201, response.json
-    return {"Authorization": f"Bearer {response.json['token']}"}
+def profile(client, email="ito@h.test", password="s3cret-pass"):
+    """GET /api/me signed in as that user (with a new token)."""
+    return client.get("/api/me", headers=token_headers(client, email, password))
 
 
 def create_user(flask, email, name="Dr Ito", password="long enough 1", *extra):
@@ -57,7 +34,7 @@ def test_users_create_makes_a_user_who_can_sign_in(flask, client):
 
     assert result.exit_code == 0, result.output
     assert "ito@h.test" in result.output
-    me = client.get("/api/me", headers=sign_in(client, "ito@h.test", "s3cret-pass"))
+    me = profile(client)
     assert me.status_code == 200
     assert me.json["name"] == "Dr Ito"
     assert me.json["email"] == "ito@h.test"
@@ -68,7 +45,7 @@ def test_users_create_with_admin_flag_makes_an_administrator(flask, client):
     result = create_user(flask, "root@h.test", "Root", "s3cret-pass", "--admin")
 
     assert result.exit_code == 0, result.output
-    me = client.get("/api/me", headers=sign_in(client, "root@h.test", "s3cret-pass"))
+    me = profile(client, "root@h.test")
     assert "admin" in me.json["roles"]
 
 
@@ -77,9 +54,9 @@ def test_users_create_refuses_a_duplicate_email_in_one_line(flask, client):
 
     result = create_user(flask, "Ito@H.test", "Another Ito", "second password")
 
-    assert_refused(result, "ito@h.test", "exists")
+    assert_cli_refused(result, "ito@h.test", "exists")
     # The first user is untouched: the first password still signs in.
-    sign_in(client, "ito@h.test", "first password")
+    token_headers(client, "ito@h.test", "first password")
     response = client.post(
         "/api/tokens", json={"email": "ito@h.test", "password": "second password"}
     )
@@ -90,7 +67,7 @@ def test_users_create_refuses_a_duplicate_email_in_one_line(flask, client):
 def test_users_create_refuses_a_bad_email_in_one_line(flask, client, email):
     result = create_user(flask, email)
 
-    assert_refused(result, "email")
+    assert_cli_refused(result, "email")
     response = client.post("/api/tokens", json={"email": email, "password": "x" * 12})
     assert response.status_code == 401
 
@@ -98,7 +75,7 @@ def test_users_create_refuses_a_bad_email_in_one_line(flask, client, email):
 def test_users_create_refuses_a_short_password_in_one_line(flask, client):
     result = create_user(flask, "ito@h.test", "Dr Ito", "short")
 
-    assert_refused(result, "password")
+    assert_cli_refused(result, "password")
     response = client.post(
         "/api/tokens", json={"email": "ito@h.test", "password": "short"}
     )
@@ -126,7 +103,7 @@ def test_departments_create_refuses_a_duplicate_slug_in_one_line(
 
     result = flask("departments", "create", "--slug", "neuro", "--name", "Other")
 
-    assert_refused(result, "neuro", "exists")
+    assert_cli_refused(result, "neuro", "exists")
     listed = make_caller("ito@h.test").get("/api/departments").json
     assert [(d["slug"], d["name"]) for d in listed] == [("neuro", "Neurology")]
 
@@ -134,7 +111,7 @@ def test_departments_create_refuses_a_duplicate_slug_in_one_line(
 def test_departments_create_refuses_a_bad_slug_in_one_line(flask):
     result = flask("departments", "create", "--slug", "no spaces!", "--name", "X")
 
-    assert_refused(result, "slug")
+    assert_cli_refused(result, "slug")
 
 
 @pytest.fixture
@@ -159,7 +136,7 @@ def test_departments_add_member_with_chief_shows_in_the_users_api_profile(
     )
 
     assert result.exit_code == 0, result.output
-    me = client.get("/api/me", headers=sign_in(client, "ito@h.test", "s3cret-pass"))
+    me = profile(client)
     assert me.json["departments"] == ["neuro"]
     assert me.json["chief_of"] == ["neuro"]
     assert {"consultant", "chief"} <= set(me.json["roles"])
@@ -173,7 +150,7 @@ def test_departments_add_member_without_chief_makes_a_plain_member(
     )
 
     assert result.exit_code == 0, result.output
-    me = client.get("/api/me", headers=sign_in(client, "ito@h.test", "s3cret-pass"))
+    me = profile(client)
     assert me.json["departments"] == ["neuro"]
     assert me.json["chief_of"] == []
     assert "chief" not in me.json["roles"]
@@ -186,8 +163,8 @@ def test_departments_add_member_refuses_an_unknown_email_in_one_line(
         "departments", "add-member", "--slug", "neuro", "--email", "nobody@h.test"
     )
 
-    assert_refused(result, "nobody@h.test")
-    me = client.get("/api/me", headers=sign_in(client, "ito@h.test", "s3cret-pass"))
+    assert_cli_refused(result, "nobody@h.test")
+    me = profile(client)
     assert me.json["departments"] == []
 
 
@@ -198,8 +175,8 @@ def test_departments_add_member_refuses_an_unknown_slug_in_one_line(
         "departments", "add-member", "--slug", "nowhere", "--email", "ito@h.test"
     )
 
-    assert_refused(result, "nowhere")
-    me = client.get("/api/me", headers=sign_in(client, "ito@h.test", "s3cret-pass"))
+    assert_cli_refused(result, "nowhere")
+    me = profile(client)
     assert me.json["departments"] == []
 
 
@@ -230,7 +207,7 @@ def test_demo_prints_logins_that_sign_in_and_creates_three_departments(flask, cl
     assert result.exit_code == 0, result.output
     logins = demo_logins(result.output)
     assert "admin@demo.test" in logins
-    admin = sign_in(client, "admin@demo.test", logins["admin@demo.test"])
+    admin = token_headers(client, "admin@demo.test", logins["admin@demo.test"])
     me = client.get("/api/me", headers=admin).json
     assert "admin" in me["roles"]
     slugs = {d["slug"] for d in client.get("/api/departments", headers=admin).json}
@@ -238,14 +215,13 @@ def test_demo_prints_logins_that_sign_in_and_creates_three_departments(flask, cl
     # Every printed login works, and the departments have a chief among them.
     chiefs = set()
     for email, password in logins.items():
-        profile = client.get("/api/me", headers=sign_in(client, email, password)).json
-        chiefs.update(profile["chief_of"])
+        chiefs.update(profile(client, email, password).json["chief_of"])
     assert chiefs == slugs
 
 
 def test_demo_has_consults_in_every_status(flask, client):
     logins = demo_logins(flask("demo").output)
-    admin = sign_in(client, "admin@demo.test", logins["admin@demo.test"])
+    admin = token_headers(client, "admin@demo.test", logins["admin@demo.test"])
 
     consults = every_consult(client, admin)
 
@@ -264,7 +240,7 @@ def test_demo_has_consults_in_every_status(flask, client):
 def test_demo_run_twice_is_idempotent(app, flask, client):
     first = flask("demo")
     assert first.exit_code == 0, first.output
-    admin = sign_in(
+    admin = token_headers(
         client, "admin@demo.test", demo_logins(first.output)["admin@demo.test"]
     )
     users, consults = user_count(app), len(every_consult(client, admin))
@@ -277,7 +253,9 @@ def test_demo_run_twice_is_idempotent(app, flask, client):
     assert user_count(app) == users
     assert len(every_consult(client, admin)) == consults
     assert client.get("/api/departments", headers=admin).json == departments
-    sign_in(client, "admin@demo.test", demo_logins(second.output)["admin@demo.test"])
+    token_headers(
+        client, "admin@demo.test", demo_logins(second.output)["admin@demo.test"]
+    )
 
 
 def test_demo_over_an_existing_department_does_not_crash(flask, client):
@@ -292,9 +270,9 @@ def test_demo_over_an_existing_department_does_not_crash(flask, client):
     )
     if result.exit_code == 0:
         logins = demo_logins(result.output)
-        sign_in(client, "admin@demo.test", logins["admin@demo.test"])
+        token_headers(client, "admin@demo.test", logins["admin@demo.test"])
     else:
-        assert_refused(result, "radiology")
+        assert_cli_refused(result, "radiology")
 
 
 SERVE_WITHOUT_SEED = """
@@ -326,7 +304,7 @@ def test_serving_never_loads_the_demo_or_the_generator(tmp_path):
         [sys.executable, "-c", SERVE_WITHOUT_SEED, database],
         capture_output=True,
         text=True,
-        cwd=Path(__file__).resolve().parent.parent,
+        cwd=ROOT,
         timeout=120,
     )
 

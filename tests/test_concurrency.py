@@ -9,31 +9,12 @@ writers queue on the database lock; on PostgreSQL (TEST_DATABASE_URL) they race
 on the row, and the consult's version column decides.
 """
 
-import threading
-from concurrent.futures import ThreadPoolExecutor
-
 import requests
+from helpers import fire_together
 
 CLAIMERS = 20
 ROUNDS = 8
 TIMEOUT = 60  # seconds; generous, only there so that a hang fails instead of blocking
-
-
-def fire_together(calls):
-    """Run the zero-argument callables in parallel threads, released by one barrier.
-
-    Returns their results in the order of `calls`; an exception in any thread
-    is raised here.
-    """
-    barrier = threading.Barrier(len(calls))
-
-    def run(call):
-        barrier.wait(timeout=TIMEOUT)
-        return call()
-
-    with ThreadPoolExecutor(max_workers=len(calls)) as pool:
-        futures = [pool.submit(run, call) for call in calls]
-        return [future.result(timeout=TIMEOUT * 2) for future in futures]
 
 
 def post_to(server, caller, path, json=None):
@@ -45,6 +26,16 @@ def post_to(server, caller, path, json=None):
         )
 
     return call
+
+
+def claim_against_assign(server, hospital, base, to):
+    """Castillo's claim and Okafor's assign to `to`, sent at once: their responses."""
+    return fire_together(
+        [
+            post_to(server, hospital.castillo, base + "/claim"),
+            post_to(server, hospital.okafor, base + "/assign", {"user_id": to.user_id}),
+        ]
+    )
 
 
 def kinds(consult, *wanted):
@@ -104,17 +95,7 @@ def test_a_claim_racing_the_chiefs_assign_to_the_same_radiologist_lets_exactly_o
     for _ in range(ROUNDS):
         consult = new_consult()
         base = f"/api/consults/{consult['id']}"
-        claim, assign = fire_together(
-            [
-                post_to(server, hospital.castillo, base + "/claim"),
-                post_to(
-                    server,
-                    hospital.okafor,
-                    base + "/assign",
-                    {"user_id": hospital.castillo.user_id},
-                ),
-            ]
-        )
+        claim, assign = claim_against_assign(server, hospital, base, hospital.castillo)
 
         assert sorted([claim.status_code, assign.status_code]) == [200, 409], describe(
             [claim, assign]
@@ -143,17 +124,7 @@ def test_a_claim_racing_the_chiefs_assign_to_a_colleague_loses_no_update(
     for _ in range(ROUNDS):
         consult = new_consult()
         base = f"/api/consults/{consult['id']}"
-        claim, assign = fire_together(
-            [
-                post_to(server, hospital.castillo, base + "/claim"),
-                post_to(
-                    server,
-                    hospital.okafor,
-                    base + "/assign",
-                    {"user_id": hospital.nguyen.user_id},
-                ),
-            ]
-        )
+        claim, assign = claim_against_assign(server, hospital, base, hospital.nguyen)
 
         codes = (claim.status_code, assign.status_code)
         assert codes in {(200, 409), (409, 200), (200, 200)}, describe([claim, assign])

@@ -8,10 +8,10 @@ from datetime import UTC, datetime, timedelta
 from urllib.parse import urlencode
 
 import pytest
+from helpers import T0, act, at, create, scheduled, shift, user, when
 
 from broker import clock
 
-T0 = datetime(2030, 3, 4, 8, 0, tzinfo=UTC)
 DEFAULTS = {
     "stat": {"claim_minutes": 15, "answer_minutes": 60, "followup_minutes": 60},
     "urgent": {"claim_minutes": 60, "answer_minutes": 240, "followup_minutes": 240},
@@ -19,18 +19,6 @@ DEFAULTS = {
 }
 PATIENT_REF = "MRN-SECRET-90210"
 QUESTION = "Is the left renal mass enhancing after contrast?"
-
-
-def at(minutes: float = 0, hours: float = 0) -> datetime:
-    return T0 + timedelta(hours=hours, minutes=minutes)
-
-
-def when(value: str) -> datetime:
-    return datetime.fromisoformat(value)
-
-
-def user(caller) -> dict:
-    return {"id": caller.user_id, "name": caller.name, "email": caller.email}
 
 
 # --- deadline policy -------------------------------------------------------------
@@ -175,25 +163,6 @@ def test_changing_the_policy_needs_a_signed_in_caller(hospital, client):
 # --- the on-call schedule --------------------------------------------------------
 
 SHIFTS = "/api/departments/radiology/shifts"
-
-
-def shift(caller, who, role, starts, ends, slug="radiology"):
-    """POST a shift as `caller`; the response."""
-    return caller.post(
-        f"/api/departments/{slug}/shifts",
-        json={
-            "user_id": who.user_id,
-            "role": role,
-            "starts_at": starts.isoformat(),
-            "ends_at": ends.isoformat(),
-        },
-    )
-
-
-def scheduled(caller, who, role, starts, ends, slug="radiology") -> dict:
-    response = shift(caller, who, role, starts, ends, slug)
-    assert response.status_code == 201, response.json
-    return response.json
 
 
 def listed(caller, query="", instant=T0) -> list[dict]:
@@ -463,18 +432,6 @@ def kinds(caller, consult=None) -> list[str]:
         for n in inbox(caller)
         if consult is None or n["consult_id"] == consult["id"]
     ]
-
-
-def create(new_consult, instant=T0, **overrides) -> dict:
-    with clock.frozen_at(instant):
-        return new_consult(**overrides)
-
-
-def act(caller, consult, action, instant=T0, **payload) -> dict:
-    with clock.frozen_at(instant):
-        response = caller.post(f"/api/consults/{consult['id']}/{action}", json=payload)
-    assert response.status_code == 200, response.json
-    return response.json
 
 
 @pytest.fixture

@@ -7,59 +7,15 @@ command's output, the consult's timeline and escalation level, and each
 person's notification inbox.
 """
 
-import re
-from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta, timezone
+from datetime import timedelta, timezone
 
 import pytest
+from helpers import act, answered, at, claimed, create, scheduled, show, when
 
 from broker import clock
 
-T0 = datetime(2030, 3, 4, 8, 0, tzinfo=UTC)
 NOT_CLAIMED = "not claimed by its deadline"
 NOT_ANSWERED = "not answered by its deadline"
-SUMMARY = re.compile(
-    r"^Swept as of (?P<at>\S+): (?P<escalated>\d+) escalation\(s\), "
-    r"(?P<closed>\d+) closed automatically\.$"
-)
-ESCALATION_LINE = re.compile(r"^\s*consult #(\d+) escalated to level (\d+)$")
-
-
-def at(minutes: float = 0, seconds: float = 0, hours: float = 0) -> datetime:
-    """The instant this long after T0."""
-    return T0 + timedelta(hours=hours, minutes=minutes, seconds=seconds)
-
-
-def when(value: str) -> datetime:
-    return datetime.fromisoformat(value)
-
-
-@dataclass
-class Swept:
-    at: datetime
-    escalated: list[tuple[int, int]]  # (consult id, level), as printed
-    closed: int
-
-
-@pytest.fixture
-def sweep(app):
-    """sweep(instant) -> what `flask sweep --at <instant>` printed, parsed."""
-    runner = app.test_cli_runner()
-
-    def run(instant: datetime) -> Swept:
-        result = runner.invoke(args=["sweep", "--at", instant.isoformat()])
-        assert result.exit_code == 0, result.output
-        lines = result.stdout.strip().splitlines()
-        summary = SUMMARY.match(lines[0])
-        assert summary, lines[0]
-        escalated = [
-            tuple(int(n) for n in ESCALATION_LINE.match(line).groups())
-            for line in lines[1:]
-        ]
-        assert len(escalated) == int(summary["escalated"]), result.stdout
-        return Swept(when(summary["at"]), escalated, int(summary["closed"]))
-
-    return run
 
 
 @pytest.fixture
@@ -72,37 +28,8 @@ def diaz(hospital, make_caller):
 def rota(hospital, diaz):
     """Radiology's on-call, set by its chief: castillo primary, diaz backup, all week."""
     for who, role in ((hospital.castillo, "primary"), (diaz, "backup")):
-        response = hospital.okafor.post(
-            "/api/departments/radiology/shifts",
-            json={
-                "user_id": who.user_id,
-                "role": role,
-                "starts_at": at(hours=-1).isoformat(),
-                "ends_at": at(hours=24 * 7).isoformat(),
-            },
-        )
-        assert response.status_code == 201, response.json
+        scheduled(hospital.okafor, who, role, at(hours=-1), at(hours=24 * 7))
     return {"primary": hospital.castillo, "backup": diaz}
-
-
-def create(new_consult, minute=0, **overrides) -> dict:
-    with clock.frozen_at(at(minute)):
-        return new_consult(**overrides)
-
-
-def act(caller, consult, action, instant, expect=200, **payload) -> dict:
-    """POST /api/consults/<id>/<action> as `caller` at `instant`; the JSON answer."""
-    with clock.frozen_at(instant):
-        response = caller.post(f"/api/consults/{consult['id']}/{action}", json=payload)
-    assert response.status_code == expect, response.json
-    return response.json
-
-
-def show(caller, consult, instant=T0) -> dict:
-    with clock.frozen_at(instant):
-        response = caller.get(f"/api/consults/{consult['id']}")
-    assert response.status_code == 200, response.json
-    return response.json
 
 
 def escalations(caller, consult) -> list[tuple]:
@@ -281,16 +208,10 @@ def test_with_nobody_on_call_level_1_alerts_every_member_of_the_department(
 # --- the answer ladder -----------------------------------------------------------
 
 
-def claimed_by(caller, new_consult, minute=5) -> dict:
-    """A stat consult created at T0 and claimed by `caller` at `minute`."""
-    consult = create(new_consult)
-    return act(caller, consult, "claim", at(minute))
-
-
 def test_a_claimed_consult_escalates_only_after_its_answer_deadline(
     hospital, diaz, rota, new_consult, sweep
 ):
-    consult = claimed_by(hospital.nguyen, new_consult)
+    consult = claimed(hospital, new_consult, by=hospital.nguyen)
 
     for instant in (at(15), at(30), at(45), at(59, 59)):
         assert sweep(instant).escalated == [], instant
@@ -303,7 +224,7 @@ def test_a_claimed_consult_escalates_only_after_its_answer_deadline(
 def test_the_answer_ladder_starts_with_the_owner_and_the_backup_on_call(
     hospital, diaz, rota, new_consult, sweep
 ):
-    consult = claimed_by(hospital.nguyen, new_consult)
+    consult = claimed(hospital, new_consult, by=hospital.nguyen)
 
     assert sweep(at(60)).escalated == [(consult["id"], 1)]
 
@@ -320,7 +241,7 @@ def test_the_answer_ladder_starts_with_the_owner_and_the_backup_on_call(
 def test_the_answer_ladder_reaches_the_chief_one_claim_interval_later(
     hospital, diaz, rota, new_consult, sweep
 ):
-    consult = claimed_by(hospital.nguyen, new_consult)
+    consult = claimed(hospital, new_consult, by=hospital.nguyen)
     sweep(at(60))
 
     assert sweep(at(74, 59)).escalated == []
@@ -364,7 +285,7 @@ def test_a_claim_after_level_1_resets_the_level_and_ends_the_claim_ladder(
 def test_an_answer_resets_the_level_and_ends_the_answer_ladder(
     hospital, rota, new_consult, sweep
 ):
-    consult = claimed_by(hospital.nguyen, new_consult)
+    consult = claimed(hospital, new_consult, by=hospital.nguyen)
     sweep(at(60))
 
     answered = act(hospital.nguyen, consult, "answer", at(65), body="No collection.")
@@ -380,7 +301,7 @@ def test_an_answer_resets_the_level_and_ends_the_answer_ladder(
 def test_a_followup_starts_a_new_answer_ladder_from_the_followup_deadline(
     hospital, diaz, rota, new_consult, sweep
 ):
-    consult = claimed_by(hospital.nguyen, new_consult)
+    consult = claimed(hospital, new_consult, by=hospital.nguyen)
     sweep(at(60))
     act(hospital.nguyen, consult, "answer", at(65), body="No collection.")
 
@@ -423,7 +344,7 @@ def test_an_assignment_from_the_queue_ends_the_claim_ladder_like_a_claim(
 def test_an_accepted_handoff_keeps_the_deadline_and_the_ladder_alerts_the_new_owner(
     hospital, diaz, rota, new_consult, sweep
 ):
-    consult = claimed_by(hospital.castillo, new_consult)
+    consult = claimed(hospital, new_consult, by=hospital.castillo)
     act(hospital.castillo, consult, "handoff", at(10), to_user_id=hospital.nguyen.user_id, note="Off shift")  # fmt: skip
     accepted = act(hospital.nguyen, consult, "handoff/accept", at(20))
 
@@ -449,7 +370,7 @@ def test_a_cancelled_consult_never_escalates(hospital, diaz, rota, new_consult, 
 def test_a_release_restarts_the_claim_ladder_from_the_original_claim_deadline(
     hospital, diaz, rota, new_consult, sweep
 ):
-    consult = claimed_by(hospital.nguyen, new_consult)
+    consult = claimed(hospital, new_consult, by=hospital.nguyen)
     assert sweep(at(16)).escalated == []  # claimed: the claim ladder is not running
 
     released = act(hospital.nguyen, consult, "release", at(20), reason="Off shift")
@@ -471,7 +392,7 @@ def test_a_release_restarts_the_claim_ladder_from_the_original_claim_deadline(
 def test_a_release_before_the_claim_deadline_escalates_at_that_deadline(
     hospital, rota, new_consult, sweep
 ):
-    consult = claimed_by(hospital.nguyen, new_consult, minute=2)
+    consult = claimed(hospital, new_consult, by=hospital.nguyen, at=2)
     act(hospital.nguyen, consult, "release", at(5), reason="Wrong study")
 
     assert sweep(at(14, 59)).escalated == []
@@ -515,12 +436,12 @@ def test_a_redirect_runs_the_new_departments_ladder_from_routed_at(
 def test_a_policy_change_applies_to_consults_created_afterwards_only(
     hospital, new_consult, sweep
 ):
-    before = create(new_consult, minute=0)
+    before = create(new_consult, at=0)
     policy = {"stat": {"claim_minutes": 30, "answer_minutes": 120, "followup_minutes": 90}}  # fmt: skip
     with clock.frozen_at(at(1)):
         response = hospital.okafor.put("/api/departments/radiology/policy", json=policy)
     assert response.status_code == 200, response.json
-    after = create(new_consult, minute=2)
+    after = create(new_consult, at=2)
 
     assert when(show(hospital.patel, before)["claim_due_at"]) == at(15)
     assert when(show(hospital.patel, before)["answer_due_at"]) == at(60)
@@ -537,7 +458,7 @@ def test_a_policy_change_applies_to_consults_created_afterwards_only(
 def test_a_followup_gets_the_policys_followup_minutes(hospital, new_consult, sweep):
     policy = {"stat": {"claim_minutes": 10, "answer_minutes": 40, "followup_minutes": 25}}  # fmt: skip
     assert hospital.okafor.put("/api/departments/radiology/policy", json=policy).status_code == 200  # fmt: skip
-    consult = claimed_by(hospital.nguyen, new_consult)
+    consult = claimed(hospital, new_consult, by=hospital.nguyen)
     act(hospital.nguyen, consult, "answer", at(20), body="No collection.")
 
     followed_up = act(hospital.patel, consult, "messages", at(50), body="And now?")
@@ -554,12 +475,6 @@ def test_a_followup_gets_the_policys_followup_minutes(hospital, new_consult, swe
 ANSWERED_AT = at(10)
 
 
-def answered(hospital, new_consult) -> dict:
-    """Created at T0, claimed by nguyen at T0+5m, answered at ANSWERED_AT."""
-    consult = claimed_by(hospital.nguyen, new_consult)
-    return act(hospital.nguyen, consult, "answer", ANSWERED_AT, body="No collection.")
-
-
 def closings(caller, consult) -> list[dict]:
     return [e for e in show(caller, consult)["timeline"] if e["kind"] == "closed"]
 
@@ -567,7 +482,7 @@ def closings(caller, consult) -> list[dict]:
 def test_an_answered_consult_is_closed_by_the_system_72_hours_after_the_answer(
     hospital, new_consult, sweep
 ):
-    consult = answered(hospital, new_consult)
+    consult = answered(hospital, new_consult, by=hospital.nguyen, at=ANSWERED_AT)
 
     early = sweep(ANSWERED_AT + timedelta(hours=72, seconds=-1))
     assert early.closed == 0
@@ -590,7 +505,7 @@ def test_an_answered_consult_is_closed_by_the_system_72_hours_after_the_answer(
 def test_a_followup_before_the_delay_prevents_the_automatic_close(
     hospital, new_consult, sweep
 ):
-    consult = answered(hospital, new_consult)
+    consult = answered(hospital, new_consult, by=hospital.nguyen, at=ANSWERED_AT)
     act(hospital.patel, consult, "messages", ANSWERED_AT + timedelta(hours=71), body="And now?")  # fmt: skip
     second_answer = ANSWERED_AT + timedelta(hours=71, minutes=30)
     act(hospital.nguyen, consult, "answer", second_answer, body="Still nothing.")
@@ -607,7 +522,7 @@ def test_a_followup_before_the_delay_prevents_the_automatic_close(
 def test_an_unanswered_followup_is_never_closed_automatically(
     hospital, new_consult, sweep
 ):
-    consult = answered(hospital, new_consult)
+    consult = answered(hospital, new_consult, by=hospital.nguyen, at=ANSWERED_AT)
     act(hospital.patel, consult, "messages", ANSWERED_AT + timedelta(hours=1), body="And now?")  # fmt: skip
 
     assert sweep(ANSWERED_AT + timedelta(hours=24 * 30)).closed == 0
@@ -617,7 +532,7 @@ def test_an_unanswered_followup_is_never_closed_automatically(
 
 def test_the_automatic_close_delay_is_configurable(app, hospital, new_consult, sweep):
     app.config["AUTO_CLOSE_HOURS"] = 24
-    consult = answered(hospital, new_consult)
+    consult = answered(hospital, new_consult, by=hospital.nguyen, at=ANSWERED_AT)
 
     assert sweep(ANSWERED_AT + timedelta(hours=24, seconds=-1)).closed == 0
     assert sweep(ANSWERED_AT + timedelta(hours=24)).closed == 1
@@ -627,7 +542,7 @@ def test_the_automatic_close_delay_is_configurable(app, hospital, new_consult, s
 def test_a_consult_the_requester_closed_is_not_closed_again(
     hospital, new_consult, sweep
 ):
-    consult = answered(hospital, new_consult)
+    consult = answered(hospital, new_consult, by=hospital.nguyen, at=ANSWERED_AT)
     act(hospital.patel, consult, "close", ANSWERED_AT + timedelta(hours=1), rating=5)
 
     assert sweep(ANSWERED_AT + timedelta(hours=72)).closed == 0
@@ -648,7 +563,7 @@ def overdue_ids(caller, instant) -> list[int]:
 
 def test_overdue_follows_the_deadline_that_applies_now(hospital, new_consult):
     consult = create(new_consult)
-    on_time = create(new_consult, minute=10)  # claim due at T0+25m
+    on_time = create(new_consult, at=10)  # claim due at T0+25m
 
     def overdue(instant) -> bool:
         return show(hospital.patel, consult, instant)["overdue"]
@@ -672,7 +587,7 @@ def test_overdue_follows_the_deadline_that_applies_now(hospital, new_consult):
 
 
 def test_the_overdue_filter_is_what_the_consults_say(hospital, new_consult):
-    consults = [create(new_consult, minute=m) for m in (0, 5, 10)]
+    consults = [create(new_consult, at=m) for m in (0, 5, 10)]
 
     with clock.frozen_at(at(22)):
         listing = hospital.patel.get("/api/consults").json

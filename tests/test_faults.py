@@ -29,15 +29,18 @@ import psycopg
 import pytest
 import redis
 import requests
-import socketio
-from conftest import (
-    NEW_CONSULT,
-    PASSWORD,
+from conftest import NEW_CONSULT, PASSWORD
+from helpers import (
+    FIRST_ANSWER_WITHIN,
     ROOT,
-    RunningServer,
+    WAIT,
+    Person,
+    Screen,
+    consult_event,
     free_port,
-    start_server,
-    stop_server,
+    signed_in_session,
+    wait_ready,
+    wait_until_listening_to_redis,
 )
 
 from broker import accounts, create_app
@@ -46,7 +49,6 @@ from broker.extensions import db
 
 pytestmark = pytest.mark.slow
 
-WAIT = 5.0  # seconds: only a limit, so that a missing event fails instead of hanging
 REQUEST_TIMEOUT = 15.0  # no request may take longer, outage or not
 RECOVERY_LIMIT = 10.0  # seconds from PostgreSQL being back to the server answering 2xx
 OUTAGE_ANSWER_LIMIT = 10.0  # seconds: a request during the outage is answered by then
@@ -165,19 +167,14 @@ class PrivateRedis:
                  "--dir", str(self.root)],
                 stdout=log, stderr=subprocess.STDOUT,
             )  # fmt: skip
-        probe = redis.Redis(port=self.port, socket_connect_timeout=1)
-        deadline = time.monotonic() + 10
-        while True:
-            try:
-                probe.ping()
-                return
-            except redis.ConnectionError as error:
-                if self.process.poll() is not None or time.monotonic() > deadline:
-                    log = (self.root / "redis.log").read_text(errors="replace")
-                    raise RuntimeError(f"redis-server did not start:\n{log}") from error
-                time.sleep(0.05)
-            finally:
-                probe.close()
+        probe = redis.Redis(port=self.port, socket_timeout=FIRST_ANSWER_WITHIN)
+        try:
+            wait_ready(probe.ping, self.process, "redis-server", redis.RedisError)
+        except RuntimeError as error:
+            log = (self.root / "redis.log").read_text(errors="replace")
+            raise RuntimeError(f"{error}:\n{log}") from None
+        finally:
+            probe.close()
 
     def stop(self) -> None:
         if self.process is not None and self.process.poll() is None:
@@ -248,18 +245,6 @@ def private_redis():
 # --- people, servers, clients ----------------------------------------------------------
 
 
-@dataclass
-class Person:
-    id: int
-    name: str
-    email: str
-    token: str
-
-    @property
-    def headers(self) -> dict:
-        return {"Authorization": f"Bearer {self.token}"}
-
-
 def seed(database_url: str, requesters: int, consultants: int) -> dict:
     """The radiology department with its consultants, and requesters; all with tokens."""
     app = create_app(
@@ -285,23 +270,6 @@ def seed(database_url: str, requesters: int, consultants: int) -> dict:
         db.session.remove()
         db.engine.dispose()
     return people
-
-
-@pytest.fixture
-def servers(tmp_path):
-    """servers(database_url, **env) -> a started server; all are stopped afterwards."""
-    started = []
-
-    def start(database_url, **extra_env) -> RunningServer:
-        server = start_server(
-            database_url, tmp_path / f"server{len(started)}.log", **extra_env
-        )
-        started.append(server)
-        return server
-
-    yield start
-    for server in started:
-        stop_server(server)
 
 
 def call(method: str, url: str, person: Person, body=None, **kwargs):
@@ -484,28 +452,12 @@ def wait_until(condition, timeout: float, what: str):
         time.sleep(0.02)
 
 
-def sign_in_page(url: str, person: Person) -> requests.Session:
-    """A browser session signed in through the sign-in page."""
-    browser = requests.Session()
-    page = browser.get(url + "/sign-in", timeout=REQUEST_TIMEOUT)
-    csrf = re.search(r'name="csrf_token" type="hidden" value="([^"]+)"', page.text)
-    assert csrf, page.text[:500]
-    signed_in = browser.post(
-        url + "/sign-in",
-        data={"csrf_token": csrf[1], "email": person.email, "password": PASSWORD},
-        timeout=REQUEST_TIMEOUT,
-        allow_redirects=False,
-    )
-    assert signed_in.status_code == 302, signed_in.text[:300]
-    return browser
-
-
 def test_a_database_restart_answers_503_meanwhile_and_the_same_process_recovers(
     private_postgres, private_database, servers
 ):
     people = seed(private_database, requesters=4, consultants=4)
     server = servers(private_database)
-    browser = sign_in_page(server.url, people["requesters"][0])
+    browser = signed_in_session(server.url, people["requesters"][0].email)
     assert browser.get(server.url + "/", timeout=REQUEST_TIMEOUT).status_code == 200
     load = Workload(
         server.url, list(zip(people["requesters"], people["consultants"], strict=True))
@@ -598,89 +550,6 @@ def test_a_database_restart_answers_503_meanwhile_and_the_same_process_recovers(
 # --- Redis stopped while clients work ------------------------------------------------------
 
 
-@dataclass
-class Received:
-    event: str
-    data: object
-
-
-class Screen:
-    """One user's live connection, recording every event it receives, in order."""
-
-    def __init__(self, url: str, person: Person):
-        self.name = person.name
-        self.received: list[Received] = []
-        self.arrived = threading.Condition()
-        self.client = socketio.Client(reconnection=False)
-        self.client.on("*", self._record)
-        self.client.connect(
-            url,
-            transports=["websocket"],
-            auth={"token": person.token},
-            wait_timeout=WAIT,
-        )
-
-    def _record(self, event, data=None):
-        with self.arrived:
-            self.received.append(Received(event, data))
-            self.arrived.notify_all()
-
-    def mark(self) -> int:
-        with self.arrived:
-            return len(self.received)
-
-    def wait_for(self, predicate, since: int = 0, timeout: float = WAIT) -> Received:
-        deadline = time.monotonic() + timeout
-        with self.arrived:
-            while True:
-                for received in self.received[since:]:
-                    if predicate(received):
-                        return received
-                remaining = deadline - time.monotonic()
-                if remaining <= 0:
-                    raise AssertionError(
-                        f"{self.name} waited {timeout}s in vain; received "
-                        f"{[(r.event, r.data) for r in self.received[since:]]}"
-                    )
-                self.arrived.wait(remaining)
-
-    def close(self) -> None:
-        if self.client.connected:  # without waiting up to 3 s for the closing frame
-            threading.Thread(target=self.client.disconnect, daemon=True).start()
-
-
-def consult_event(consult_id: int, **fields):
-    return lambda r: (
-        r.event == "consult"
-        and r.data["id"] == consult_id
-        and all(r.data.get(k) == v for k, v in fields.items())
-    )
-
-
-def wait_until_listening_to_redis(
-    screen: Screen, redis_url: str, channel: str, timeout: float
-):
-    """Until the screen's server relays from Redis: a probe published there, to this
-    client alone, comes through. (A server subscribes on its first connection, and
-    after losing Redis it retries with a growing pause.)"""
-    queue = socketio.RedisManager(redis_url, channel=channel, write_only=True)
-    sid = screen.client.get_sid()
-    deadline = time.monotonic() + timeout
-    while True:
-        probe = uuid.uuid4().hex
-        queue.emit("probe", probe, room=sid, namespace="/")
-        try:
-            screen.wait_for(
-                lambda r, p=probe: r.event == "probe" and r.data == p, timeout=0.3
-            )
-            return
-        except AssertionError as silence:
-            if time.monotonic() > deadline:
-                raise AssertionError(
-                    f"the server of {screen.name} relays nothing from Redis"
-                ) from silence
-
-
 def test_with_redis_stopped_actions_are_saved_and_pushes_resume_when_it_returns(
     private_database, private_redis, servers
 ):
@@ -691,7 +560,8 @@ def test_with_redis_stopped_actions_are_saved_and_pushes_resume_when_it_returns(
     live = {"REDIS_URL": redis_url, "SOCKETIO_CHANNEL": f"faults-{uuid.uuid4().hex}"}
     a = servers(private_database, **live)
     b = servers(private_database, **live)
-    screen = Screen(a.url, nguyen)  # a radiologist on process A: sees the queue
+    # a radiologist on process A: sees the queue
+    screen = Screen(nguyen.name).connect(a.url, auth={"token": nguyen.token})
     try:
         wait_until_listening_to_redis(
             screen, redis_url, live["SOCKETIO_CHANNEL"], WAIT * 2

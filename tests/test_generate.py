@@ -10,6 +10,7 @@ from collections import Counter, defaultdict
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from helpers import assert_cli_refused
 from sqlalchemy import select, text
 
 from broker.consults.escalation import sweep
@@ -25,16 +26,6 @@ from broker.models import (
 from seed.generate import DOMAIN, generate_history
 
 END = datetime(2026, 6, 1, 12, 0, tzinfo=UTC)  # a Monday noon
-
-
-@pytest.fixture
-def flask(app):
-    runner = app.test_cli_runner()
-
-    def run(*args):
-        return runner.invoke(args=list(args))
-
-    return run
 
 
 @pytest.fixture
@@ -75,15 +66,6 @@ def _timelines() -> dict[int, list[ConsultEvent]]:
     return timelines
 
 
-def assert_refused(result):
-    """Non-zero exit, one line on stderr, no crash."""
-    assert result.exit_code != 0, result.output
-    assert isinstance(result.exception, SystemExit), f"crashed: {result.exception!r}"
-    lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1, result.stderr
-    assert "Traceback" not in result.output
-
-
 # --- the command ----------------------------------------------------------------
 
 
@@ -120,7 +102,7 @@ def test_generate_command_makes_consults_and_says_what_and_how_long(flask, app):
 def test_bad_arguments_are_refused_in_one_line(flask, app, args):
     result = flask("generate", *args)
 
-    assert_refused(result)
+    assert_cli_refused(result)
     with app.app_context():
         assert db.session.scalar(select(db.func.count(Consult.id))) == 0
 
@@ -530,7 +512,7 @@ def test_a_refused_batch_is_one_line_and_keeps_the_batches_before_it(
 
     result = flask("generate", "--consults", "300", "--days", "30")
 
-    assert_refused(result)
+    assert_cli_refused(result)
     assert "rating_range" in result.stderr and "100 consults" in result.stderr
     with app.app_context():
         assert db.session.scalar(select(db.func.count(Consult.id))) == 100
@@ -541,7 +523,7 @@ def test_a_database_without_tables_is_refused_in_one_line(flask, app):
         db.drop_all()
     try:
         result = flask("generate", "--consults", "10", "--days", "1")
-        assert_refused(result)
+        assert_cli_refused(result)
     finally:
         with app.app_context():
             db.session.remove()

@@ -1,55 +1,9 @@
 """ "I'm just covering": only the owner answers, and ownership moves only by a
 handoff the receiver accepts (SPEC.md ownership rules 1-3)."""
 
-from datetime import UTC, datetime, timedelta
+from helpers import act, answered, at, claimed, last_event, post, show, user, when
 
 from broker import clock
-
-T0 = datetime(2030, 3, 4, 8, 0, tzinfo=UTC)
-
-
-def minute(n: float) -> datetime:
-    return T0 + timedelta(minutes=n)
-
-
-def when(value: str) -> datetime:
-    return datetime.fromisoformat(value)
-
-
-def user(caller) -> dict:
-    return {"id": caller.user_id, "name": caller.name, "email": caller.email}
-
-
-def post(caller, consult, action, at=0, **payload):
-    with clock.frozen_at(minute(at)):
-        return caller.post(f"/api/consults/{consult['id']}/{action}", json=payload)
-
-
-def act(caller, consult, action, at=0, expect=200, **payload) -> dict:
-    """POST /api/consults/<id>/<action> as `caller` at minute `at`; the JSON answer."""
-    response = post(caller, consult, action, at=at, **payload)
-    assert response.status_code == expect, response.json
-    return response.json
-
-
-def show(caller, consult, at=0) -> dict:
-    with clock.frozen_at(minute(at)):
-        response = caller.get(f"/api/consults/{consult['id']}")
-    assert response.status_code == 200, response.json
-    return response.json
-
-
-def claimed(hospital, new_consult) -> dict:
-    """A stat consult created at minute 0, claimed by castillo at minute 5."""
-    with clock.frozen_at(minute(0)):
-        consult = new_consult(urgency="stat")
-    return act(hospital.castillo, consult, "claim", at=5)
-
-
-def answered(hospital, new_consult) -> dict:
-    """Claimed by castillo, answered by castillo at minute 20."""
-    consult = claimed(hospital, new_consult)
-    return act(hospital.castillo, consult, "answer", at=20, body="No collection.")
 
 
 def offer(hospital, consult, to, at=10, note="Going off shift") -> dict:
@@ -57,10 +11,6 @@ def offer(hospital, consult, to, at=10, note="Going off shift") -> dict:
     return act(
         hospital.castillo, consult, "handoff", at=at, to_user_id=to.user_id, note=note
     )
-
-
-def last_event(consult) -> dict:
-    return consult["timeline"][-1]
 
 
 # --- covering is not owning -----------------------------------------------------
@@ -111,7 +61,7 @@ def test_an_offer_changes_nothing_until_accepted(hospital, new_consult):
     assert consult["answer_due_at"] == before["answer_due_at"]
     assert consult["handoff"]["to"] == user(hospital.nguyen)
     assert consult["handoff"]["note"] == "Off at 6"
-    assert when(consult["handoff"]["offered_at"]) == minute(10)
+    assert when(consult["handoff"]["offered_at"]) == at(10)
 
 
 def test_an_offer_is_on_the_timeline(hospital, new_consult):
@@ -150,7 +100,7 @@ def test_only_the_owner_may_offer_a_handoff(hospital, new_consult):
 
 
 def test_a_pending_consult_cannot_be_handed_off(hospital, new_consult):
-    with clock.frozen_at(minute(0)):
+    with clock.frozen_at(at(0)):
         consult = new_consult()
     response = post(
         hospital.castillo, consult, "handoff", to_user_id=hospital.nguyen.user_id,
@@ -310,3 +260,22 @@ def test_an_open_offer_survives_a_followup(hospital, new_consult):
     consult = act(hospital.patel, consult, "messages", at=30, body="And the flank?")
     assert consult["owner"] == user(hospital.castillo)
     assert consult["handoff"]["to"] == user(hospital.nguyen)
+
+
+# --- an assignment by the chief -----------------------------------------------------
+
+
+def test_an_assign_by_the_chief_withdraws_an_open_offer(hospital, new_consult):
+    consult = offer(hospital, claimed(hospital, new_consult), hospital.nguyen)
+    assert consult["handoff"]["to"] == user(hospital.nguyen)
+
+    act(hospital.okafor, consult, "assign", at=12, user_id=hospital.okafor.user_id)
+
+    consult = show(hospital.patel, consult, at=13)
+    assert consult["handoff"] is None
+    assert consult["owner"] == user(hospital.okafor)
+    act(hospital.nguyen, consult, "handoff/accept", at=14, expect=409)
+    act(hospital.nguyen, consult, "handoff/decline", at=14, reason="No.", expect=409)
+    after = show(hospital.patel, consult, at=15)
+    assert after["owner"] == user(hospital.okafor)
+    assert after["timeline"] == consult["timeline"]

@@ -5,11 +5,23 @@ Time is frozen with `broker.clock.frozen_at` so deadlines and timestamps are exa
 """
 
 import json
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
+
+from helpers import (
+    act,
+    answered,
+    at,
+    claimed,
+    create,
+    instant,
+    last_event,
+    show,
+    steps,
+    user,
+    when,
+)
 
 from broker import clock
-
-T0 = datetime(2030, 3, 4, 8, 0, tzinfo=UTC)
 
 CONSULT_KEYS = {
     "id", "department", "urgency", "status", "requester", "owner", "handoff",
@@ -24,68 +36,11 @@ TIME_KEYS = [
 ]  # fmt: skip
 
 
-def minute(n: float) -> datetime:
-    """The instant n minutes after T0."""
-    return T0 + timedelta(minutes=n)
-
-
-def when(value: str) -> datetime:
-    return datetime.fromisoformat(value)
-
-
-def user(caller) -> dict:
-    return {"id": caller.user_id, "name": caller.name, "email": caller.email}
-
-
-def create(new_consult, at=0, **overrides) -> dict:
-    with clock.frozen_at(minute(at)):
-        return new_consult(**overrides)
-
-
-def act(caller, consult, action, at=0, expect=200, **payload) -> dict:
-    """POST /api/consults/<id>/<action> as `caller` at minute `at`; the JSON answer."""
-    with clock.frozen_at(minute(at)):
-        response = caller.post(f"/api/consults/{consult['id']}/{action}", json=payload)
-    assert response.status_code == expect, response.json
-    return response.json
-
-
-def show(caller, consult, at=0, expect=200) -> dict:
-    with clock.frozen_at(minute(at)):
-        response = caller.get(f"/api/consults/{consult['id']}")
-    assert response.status_code == expect, response.json
-    return response.json
-
-
 def listing(caller, query="", at=0) -> list[int]:
-    with clock.frozen_at(minute(at)):
+    with clock.frozen_at(instant(at)):
         response = caller.get(f"/api/consults{query}")
     assert response.status_code == 200, response.json
     return sorted(c["id"] for c in response.json)
-
-
-def steps(consult) -> list[tuple]:
-    """The timeline as (kind, actor id, body)."""
-    return [
-        (e["kind"], e["actor"]["id"] if e["actor"] else None, e["body"])
-        for e in consult["timeline"]
-    ]
-
-
-def last_event(consult) -> dict:
-    return consult["timeline"][-1]
-
-
-def claimed(hospital, new_consult, by=None, **overrides) -> dict:
-    """A stat consult created at minute 0 and claimed at minute 5."""
-    consult = create(new_consult, **overrides)
-    return act(by or hospital.castillo, consult, "claim", at=5)
-
-
-def answered(hospital, new_consult) -> dict:
-    """Claimed by castillo at minute 5, answered at minute 20."""
-    consult = claimed(hospital, new_consult)
-    return act(hospital.castillo, consult, "answer", at=20, body="No collection.")
 
 
 # --- the happy path -------------------------------------------------------------
@@ -95,9 +50,9 @@ def test_a_new_stat_consult_has_its_deadlines_from_creation(new_consult):
     consult = create(new_consult, urgency="stat")
     assert consult["status"] == "pending"
     assert consult["owner"] is None
-    assert when(consult["created_at"]) == when(consult["routed_at"]) == minute(0)
-    assert when(consult["claim_due_at"]) == minute(15)
-    assert when(consult["answer_due_at"]) == minute(60)
+    assert when(consult["created_at"]) == when(consult["routed_at"]) == at(0)
+    assert when(consult["claim_due_at"]) == at(15)
+    assert when(consult["answer_due_at"]) == at(60)
     assert consult["claimed_at"] is None
     assert consult["answered_at"] is None
     assert consult["closed_at"] is None
@@ -107,7 +62,7 @@ def test_claim_makes_the_claimer_the_owner(hospital, new_consult):
     consult = claimed(hospital, new_consult)
     assert consult["status"] == "claimed"
     assert consult["owner"] == user(hospital.castillo)
-    assert when(consult["claimed_at"]) == minute(5)
+    assert when(consult["claimed_at"]) == at(5)
 
 
 def test_claiming_a_claimed_consult_is_a_conflict(hospital, new_consult):
@@ -120,7 +75,7 @@ def test_the_owners_answer_marks_the_consult_answered(hospital, new_consult):
     consult = answered(hospital, new_consult)
     assert consult["status"] == "answered"
     assert consult["owner"] == user(hospital.castillo)
-    assert when(consult["answered_at"]) == minute(20)
+    assert when(consult["answered_at"]) == at(20)
 
 
 def test_a_followup_returns_the_consult_to_the_same_owner_with_a_new_deadline(
@@ -130,7 +85,7 @@ def test_a_followup_returns_the_consult_to_the_same_owner_with_a_new_deadline(
     consult = act(hospital.patel, first, "messages", at=30, body="And the flank?")
     assert consult["status"] == "claimed"
     assert consult["owner"] == user(hospital.castillo)
-    assert when(consult["answer_due_at"]) == minute(30 + 60)
+    assert when(consult["answer_due_at"]) == at(30 + 60)
     assert when(consult["answer_due_at"]) > when(first["answer_due_at"])
     assert last_event(consult)["kind"] == "followup"
 
@@ -140,7 +95,7 @@ def test_the_owner_answers_the_followup(hospital, new_consult):
     act(hospital.patel, consult, "messages", at=30, body="And the flank?")
     consult = act(hospital.castillo, consult, "answer", at=40, body="Flank clear.")
     assert consult["status"] == "answered"
-    assert when(consult["answered_at"]) == minute(40)
+    assert when(consult["answered_at"]) == at(40)
 
 
 def test_the_requester_closes_with_a_rating_and_comment(hospital, new_consult):
@@ -148,7 +103,7 @@ def test_the_requester_closes_with_a_rating_and_comment(hospital, new_consult):
     consult = act(hospital.patel, consult, "close", at=50, rating=5, comment="Quick")
     assert consult["status"] == "closed"
     assert consult["rating"] == 5
-    assert when(consult["closed_at"]) == minute(50)
+    assert when(consult["closed_at"]) == at(50)
     assert last_event(consult)["body"] == "Quick"
 
 
@@ -171,15 +126,15 @@ def test_the_whole_happy_path_is_on_the_timeline_in_order(hospital, new_consult)
         ("closed", patel.user_id, "Thanks"),
     ]
     assert [when(e["at"]) for e in consult["timeline"]] == [
-        minute(m) for m in (0, 5, 20, 30, 40, 50)
+        at(m) for m in (0, 5, 20, 30, 40, 50)
     ]
     assert consult["timeline"][0]["actor"] == user(patel)
     assert consult["status"] == "closed"
     assert consult["owner"] == user(castillo)
     assert consult["rating"] == 4
-    assert when(consult["claimed_at"]) == minute(5)
-    assert when(consult["answered_at"]) == minute(40)
-    assert when(consult["closed_at"]) == minute(50)
+    assert when(consult["claimed_at"]) == at(5)
+    assert when(consult["answered_at"]) == at(40)
+    assert when(consult["closed_at"]) == at(50)
 
 
 def test_answering_a_closed_consult_is_a_conflict(hospital, new_consult):
@@ -239,7 +194,7 @@ def test_the_chief_assigns_a_pending_consult(hospital, new_consult):
     )
     assert consult["status"] == "claimed"
     assert consult["owner"] == user(hospital.nguyen)
-    assert when(consult["claimed_at"]) == minute(7)
+    assert when(consult["claimed_at"]) == at(7)
     event = last_event(consult)
     assert event["kind"] == "assigned"
     assert event["actor"] == user(hospital.okafor)
@@ -309,10 +264,10 @@ def test_redirect_moves_the_consult_to_the_other_departments_queue(
     assert consult["department"] == "cardiology"
     assert consult["status"] == "pending"
     assert consult["owner"] is None
-    assert when(consult["created_at"]) == minute(0)
-    assert when(consult["routed_at"]) == minute(10)
-    assert when(consult["claim_due_at"]) == minute(10 + 60)
-    assert when(consult["answer_due_at"]) == minute(10 + 240)
+    assert when(consult["created_at"]) == at(0)
+    assert when(consult["routed_at"]) == at(10)
+    assert when(consult["claim_due_at"]) == at(10 + 60)
+    assert when(consult["answer_due_at"]) == at(10 + 240)
 
 
 def test_redirect_is_on_the_timeline_with_its_route(hospital, new_consult):
@@ -473,6 +428,22 @@ def test_an_unknown_status_filter_is_invalid(hospital):
     response = hospital.castillo.get("/api/consults?status=lost")
     assert response.status_code == 422
     assert "status" in response.json["errors"]
+
+
+def test_listing_is_newest_first_and_by_id_within_an_instant(hospital, new_consult):
+    """GET /api/consults says "newest first": by created_at, the later id first on a tie."""
+    minutes = [30, 0, 90, 30, 60]  # ids 1..5, made in this order at these minutes
+    ids = [create(new_consult, at=m)["id"] for m in minutes]
+    with clock.frozen_at(at(100)):
+        response = hospital.admin.get("/api/consults")
+    assert response.status_code == 200, response.json
+    assert [c["id"] for c in response.json] == [
+        ids[2],
+        ids[4],
+        ids[3],
+        ids[0],
+        ids[1],
+    ]
 
 
 def test_listing_is_paginated(hospital, new_consult):

@@ -10,9 +10,7 @@ that was pushed later has arrived on the same connection (a connection
 receives the pushes in the order of the commits).
 """
 
-import json
 import os
-import re
 import threading
 import time
 import uuid
@@ -22,13 +20,16 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 import requests
-import socketio
-from conftest import (
-    NEW_CONSULT,
-    PASSWORD,
-    RunningServer,
-    start_server,
-    stop_server,
+from conftest import NEW_CONSULT
+from helpers import (
+    WAIT,
+    Screen,
+    ServerProcess,
+    consult_event,
+    fire_together,
+    signed_in_session,
+    wait_until_listening_to_redis,
+    when,
 )
 from socketio.exceptions import ConnectionError as SocketConnectionError
 from sqlalchemy import update
@@ -37,110 +38,7 @@ from broker.extensions import db
 from broker.live import DEFERRED_ABOVE
 from broker.models import Consult
 
-WAIT = 5.0  # seconds: only a limit, so that a missing push fails instead of hanging
 REDIS_URL = os.environ.get("TEST_REDIS_URL", "")
-
-
-@dataclass
-class Received:
-    event: str
-    data: object
-    at: float  # time.monotonic() on arrival
-
-
-class Screen:
-    """One user's live connection, recording every event it receives, in order."""
-
-    def __init__(self, name: str):
-        self.name = name
-        self.client = socketio.Client(reconnection=False)
-        self.received: list[Received] = []
-        self.refusal = None
-        self._closing = None
-        self._arrived = threading.Condition()
-        self.client.on("*", self._record)
-        self.client.on("connect_error", self._refused)
-
-    def _record(self, event, data=None):
-        with self._arrived:
-            self.received.append(Received(event, data, time.monotonic()))
-            self._arrived.notify_all()
-
-    def _refused(self, data=None):
-        self.refusal = data
-
-    def connect(self, url: str, **kwargs) -> None:
-        self.client.connect(url, transports=["websocket"], wait_timeout=WAIT, **kwargs)
-
-    def close(self) -> None:
-        """Disconnect without waiting for the end of it: the websocket client's
-        close can wait up to 3 s for the server's closing frame."""
-        if self.client.connected and self._closing is None:
-            self._closing = threading.Thread(target=self.client.disconnect, daemon=True)
-            self._closing.start()
-
-    def watch(self, consult_id) -> dict:
-        return self.client.call("watch", {"consult_id": consult_id}, timeout=WAIT)
-
-    def mark(self) -> int:
-        """A position in the received events, to look only at what comes after it."""
-        with self._arrived:
-            return len(self.received)
-
-    def wait_for(self, predicate, since: int = 0, timeout: float = WAIT) -> Received:
-        """The first event received (at or after `since`) that satisfies `predicate`."""
-        deadline = time.monotonic() + timeout
-        with self._arrived:
-            while True:
-                for received in self.received[since:]:
-                    if predicate(received):
-                        return received
-                remaining = deadline - time.monotonic()
-                if remaining <= 0:
-                    raise AssertionError(
-                        f"{self.name} waited {timeout}s in vain; received: "
-                        f"{self.summary(since)}"
-                    )
-                self._arrived.wait(remaining)
-
-    def events(self, since: int = 0) -> list[Received]:
-        with self._arrived:
-            return list(self.received[since:])
-
-    def consults(self, consult_id=None, since: int = 0) -> list[dict]:
-        """The payloads of the `consult` events received (for one consult, if given)."""
-        return [
-            r.data
-            for r in self.events(since)
-            if r.event == "consult" and consult_id in (None, r.data["id"])
-        ]
-
-    def summary(self, since: int = 0) -> list:
-        return [
-            (r.event, r.data.get("id") if isinstance(r.data, dict) else r.data)
-            for r in self.events(since)
-        ]
-
-    def everything_received(self) -> str:
-        """All payloads as one text, to search for data that must not be there."""
-        return json.dumps([[r.event, r.data] for r in self.events()])
-
-
-def consult_event(consult_id: int, **fields):
-    """Predicate: a `consult` event for that consult, with those field values."""
-
-    def matches(received: Received) -> bool:
-        return (
-            received.event == "consult"
-            and received.data["id"] == consult_id
-            and all(received.data.get(k) == v for k, v in fields.items())
-        )
-
-    return matches
-
-
-def instant(iso: str) -> datetime:
-    return datetime.fromisoformat(iso)
 
 
 def without_timeline(consult: dict) -> dict:
@@ -350,18 +248,7 @@ def test_a_connection_without_valid_credentials_is_refused(
 
 def sign_in_cookie(url: str, caller) -> str:
     """Sign in through the real sign-in page, as a browser does: its session cookie."""
-    browser = requests.Session()
-    page = browser.get(url + "/sign-in", timeout=WAIT * 2)
-    csrf = re.search(r'name="csrf_token"[^>]*value="([^"]+)"', page.text)
-    assert csrf, page.text[:500]
-    signed_in = browser.post(
-        url + "/sign-in",
-        data={"csrf_token": csrf[1], "email": caller.email, "password": PASSWORD},
-        allow_redirects=False,
-        timeout=WAIT * 2,
-    )
-    assert signed_in.status_code == 302, signed_in.text[:500]
-    return browser.cookies.get("session")
+    return signed_in_session(url, caller.email).cookies.get("session")
 
 
 def test_a_browser_signed_in_with_its_session_cookie_connects_without_a_token(
@@ -633,7 +520,7 @@ def test_a_reconnecting_client_reads_exactly_what_changed_while_it_was_away(
     last_before = api.new_consult(h.patel, patient_ref="MRN-C")
     castillo.wait_for(consult_event(last_before["id"]))
     seen = {c["id"]: c["version"] for c in castillo.consults()}
-    last_seen = max((c["updated_at"] for c in castillo.consults()), key=instant)
+    last_seen = max((c["updated_at"] for c in castillo.consults()), key=when)
     castillo.close()
 
     claim = api.post(h.nguyen, f"/api/consults/{claimed_later['id']}/claim")
@@ -662,18 +549,6 @@ def test_a_reconnecting_client_reads_exactly_what_changed_while_it_was_away(
 
 
 # --- many people at once ------------------------------------------------------------
-
-
-def fire_together(calls) -> list:
-    """Run the zero-argument callables at the same instant in parallel threads."""
-    barrier = threading.Barrier(len(calls))
-
-    def run(call):
-        barrier.wait(timeout=WAIT)
-        return call()
-
-    with ThreadPoolExecutor(len(calls)) as pool:
-        return list(pool.map(run, calls))
 
 
 def claim_of(api: Http, caller, consult: dict):
@@ -748,7 +623,7 @@ def test_a_resync_from_the_last_push_seen_misses_no_change_made_concurrently(
     stream = okafor.consults()
     for dropped_after in range(1, len(stream)):
         seen = stream[:dropped_after]
-        cursor = max((c["updated_at"] for c in seen), key=instant)
+        cursor = max((c["updated_at"] for c in seen), key=when)
         not_received = {}
         for c in stream[dropped_after:]:
             not_received[c["id"]] = max(c["version"], not_received.get(c["id"], 0))
@@ -769,13 +644,9 @@ def test_a_resync_from_the_last_push_seen_misses_no_change_made_concurrently(
 
 
 @pytest.fixture
-def sweeping_server(database_url, tmp_path):
+def sweeping_server(database_url, servers):
     """A server process whose sweeper runs every second, on the real clock."""
-    server = start_server(
-        database_url, tmp_path / "sweeping.log", SWEEP_INTERVAL_SECONDS="1"
-    )
-    yield server
-    stop_server(server)
+    return servers(database_url, SWEEP_INTERVAL_SECONDS="1")
 
 
 @pytest.mark.parametrize(
@@ -827,13 +698,13 @@ def test_the_services_sweep_pushes_every_escalation_and_alert(
 
 @dataclass
 class RedisPair:
-    first: RunningServer
-    second: RunningServer
+    first: ServerProcess
+    second: ServerProcess
     channel: str
 
 
 @pytest.fixture
-def redis_servers(app, database_url, tmp_path):
+def redis_servers(app, database_url, servers):
     """Two server processes on different ports, sharing the database and Redis.
 
     They push on a Redis channel of their own (SOCKETIO_CHANNEL): Redis channels
@@ -841,35 +712,9 @@ def redis_servers(app, database_url, tmp_path):
     """
     channel = f"broker-test-live-{uuid.uuid4().hex}"
     env = {"REDIS_URL": REDIS_URL, "SOCKETIO_CHANNEL": channel}
-    servers = []
-    try:
-        for n in (1, 2):
-            servers.append(start_server(database_url, tmp_path / f"s{n}.log", **env))
-        yield RedisPair(*servers, channel)
-    finally:
-        for server in servers:
-            stop_server(server)
-
-
-def wait_until_listening_to_redis(screen: Screen, channel: str) -> None:
-    """Until the client's server hears the Redis channel (it subscribes on its first
-    connection): a probe published there, to this client alone, comes through."""
-    queue = socketio.RedisManager(REDIS_URL, channel=channel, write_only=True)
-    probe = uuid.uuid4().hex
-    sid = screen.client.get_sid()
-    deadline = time.monotonic() + WAIT * 2
-    while True:
-        queue.emit("probe", probe, room=sid, namespace="/")
-        try:
-            screen.wait_for(
-                lambda r: r.event == "probe" and r.data == probe, timeout=0.2
-            )
-            return
-        except AssertionError as silence:
-            if time.monotonic() > deadline:
-                raise AssertionError(
-                    f"the server of {screen.name} relays nothing from Redis"
-                ) from silence
+    return RedisPair(
+        servers(database_url, **env), servers(database_url, **env), channel
+    )
 
 
 @pytest.mark.skipif(not REDIS_URL, reason="needs Redis: set TEST_REDIS_URL")
@@ -879,7 +724,7 @@ def test_a_claim_through_one_process_reaches_a_client_of_another_within_a_second
     first, second = redis_servers.first, redis_servers.second
     h = hospital
     okafor = screens(first.url, h.okafor)
-    wait_until_listening_to_redis(okafor, redis_servers.channel)
+    wait_until_listening_to_redis(okafor, REDIS_URL, redis_servers.channel)
 
     consult = Http(second.url).new_consult(h.patel)
     okafor.wait_for(consult_event(consult["id"], status="pending"))

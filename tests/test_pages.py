@@ -5,21 +5,10 @@ from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
 import pytest
-from conftest import NEW_CONSULT, PASSWORD
+from conftest import NEW_CONSULT
+from helpers import at, create, csrf_token, sign_in
 
 from broker import clock, create_app
-
-
-def csrf_token(page_html: str) -> str:
-    """The session's CSRF token, as any form on the page carries it."""
-    return re.search(r'csrf_token"[^>]* value="([^"]+)"', page_html).group(1)
-
-
-def sign_in(client, email):
-    token = csrf_token(client.get("/sign-in").text)
-    return client.post(
-        "/sign-in", data={"csrf_token": token, "email": email, "password": PASSWORD}
-    )
 
 
 @pytest.fixture
@@ -329,3 +318,26 @@ def test_a_refused_or_missing_page_is_a_page_that_says_so(
     assert refused.status_code == 403
     assert "not yours to see or do" in refused.text
     assert browser.post("/consults").status_code == 405
+
+
+# --- the queue's order ------------------------------------------------------------------
+
+# Made in this order (so ids 1..5), at these minutes after T0, with these claim deadlines:
+# routine at 0 (due 480), stat at 600 (due 615), urgent at 500 (due 560),
+# stat at 590 (due 605), urgent at 450 (due 510).
+QUEUE = [("routine", 0), ("stat", 600), ("urgent", 500), ("stat", 590), ("urgent", 450)]
+
+
+def test_the_queue_lists_stat_then_urgent_then_routine_each_by_deadline(
+    hospital, browser, new_consult
+):
+    ids = [create(new_consult, at=m, urgency=u)["id"] for u, m in QUEUE]
+    by_deadline = sorted(ids, key=lambda i: QUEUE[ids.index(i)][1])
+    with clock.frozen_at(at(620)):
+        sign_in(browser, "castillo@h.test")
+        page = browser.get("/queue/radiology")
+    assert page.status_code == 200
+
+    shown = [int(i) for i in re.findall(r'data-consult-id="(\d+)"', page.text)]
+    assert shown == [ids[3], ids[1], ids[4], ids[2], ids[0]]
+    assert shown not in (ids, by_deadline)  # neither the order made nor deadlines only

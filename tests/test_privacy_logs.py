@@ -68,6 +68,14 @@ def new_consult(api, patient_ref, question, **overrides):
     return expect(api.post("/api/consults", json=body), 201)
 
 
+def answered_by(consultant, consult) -> str:
+    """Claim and answer the consult as `consultant`; its path."""
+    path = f"/api/consults/{consult['id']}"
+    expect(consultant.post(path + "/claim"), 200)
+    expect(consultant.post(path + "/answer", json={"body": THREAD_TEXTS[0]}), 200)
+    return path
+
+
 def plain_log(server) -> str:
     """The server's log without the terminal colours Werkzeug gives status lines."""
     return re.sub(r"\x1b\[[0-9;]*m", "", server.log())
@@ -103,10 +111,7 @@ def test_whole_consult_stories_leave_no_patient_data_in_the_server_log(
     patel, castillo, nguyen = api["patel"], api["castillo"], api["nguyen"]
 
     # Create, claim, answer, follow-up, covering note, answer again, close.
-    first = new_consult(patel, PATIENT_REFS[0], QUESTIONS[0])
-    one = f"/api/consults/{first['id']}"
-    expect(castillo.post(one + "/claim"), 200)
-    expect(castillo.post(one + "/answer", json={"body": THREAD_TEXTS[0]}), 200)
+    one = answered_by(castillo, new_consult(patel, PATIENT_REFS[0], QUESTIONS[0]))
     expect(patel.post(one + "/messages", json={"body": THREAD_TEXTS[1]}), 200)
     expect(nguyen.post(one + "/messages", json={"body": THREAD_TEXTS[2]}), 200)
     expect(castillo.post(one + "/answer", json={"body": THREAD_TEXTS[0]}), 200)
@@ -158,10 +163,7 @@ def test_refusals_of_input_carrying_patient_data_leave_none_in_the_log(
     server = live_server_process
     api = callers(server, hospital)
     patel, castillo, nguyen = api["patel"], api["castillo"], api["nguyen"]
-    first = new_consult(patel, PATIENT_REFS[0], QUESTIONS[0])
-    one = f"/api/consults/{first['id']}"
-    expect(castillo.post(one + "/claim"), 200)
-    expect(castillo.post(one + "/answer", json={"body": THREAD_TEXTS[0]}), 200)
+    one = answered_by(castillo, new_consult(patel, PATIENT_REFS[0], QUESTIONS[0]))
     expect(patel.post(one + "/close", json={"rating": 4}), 200)
     second = new_consult(patel, PATIENT_REFS[1], QUESTIONS[1])
     two = f"/api/consults/{second['id']}"

@@ -12,6 +12,7 @@ from http import HTTPStatus
 
 import pytest
 from conftest import NEW_CONSULT, PASSWORD
+from helpers import Calls
 
 UNKNOWN_ID = 987_654
 
@@ -61,24 +62,12 @@ def resolve(body, hospital):
     }
 
 
-class Unsigned:
+class Unsigned(Calls):
     """A client whose Authorization header (if any) does not sign anyone in."""
 
     def __init__(self, client, authorization=None):
         self.client = client
         self.headers = {"Authorization": authorization} if authorization else {}
-
-    def get(self, path, **kwargs):
-        return self.client.get(path, headers=self.headers, **kwargs)
-
-    def post(self, path, json=None, **kwargs):
-        return self.client.post(path, headers=self.headers, json=json or {}, **kwargs)
-
-    def put(self, path, json=None, **kwargs):
-        return self.client.put(path, headers=self.headers, json=json or {}, **kwargs)
-
-    def delete(self, path, **kwargs):
-        return self.client.delete(path, headers=self.headers, **kwargs)
 
 
 UNSIGNED = {
@@ -165,6 +154,17 @@ def assert_refused(hospital):
         return response
 
     return check
+
+
+def refused_in(consult_id, hospital, assert_refused, actor, action, body, status):
+    """`actor`'s `action` on the consult is refused with `status`, changing nothing."""
+    assert_refused(
+        getattr(hospital, actor),
+        f"/api/consults/{consult_id}/{action}",
+        resolve(body, hospital),
+        status,
+        consult_id,
+    )
 
 
 # The snapshot is not vacuous: an accepted action shows in it.
@@ -431,14 +431,7 @@ FORBIDDEN = [
 def test_a_caller_who_may_see_but_not_do_it_is_403(
     hospital, consult_in, assert_refused, state, actor, action, body
 ):
-    consult_id = consult_in(state)
-    assert_refused(
-        getattr(hospital, actor),
-        f"/api/consults/{consult_id}/{action}",
-        resolve(body, hospital),
-        403,
-        consult_id,
-    )
+    refused_in(consult_in(state), hospital, assert_refused, actor, action, body, 403)
 
 
 # 409: the consult's state does not allow the action.
@@ -502,14 +495,7 @@ CONFLICTS = [
 def test_an_action_the_consults_state_does_not_allow_is_409(
     hospital, consult_in, assert_refused, state, actor, action, body
 ):
-    consult_id = consult_in(state)
-    assert_refused(
-        getattr(hospital, actor),
-        f"/api/consults/{consult_id}/{action}",
-        resolve(body, hospital),
-        409,
-        consult_id,
-    )
+    refused_in(consult_in(state), hospital, assert_refused, actor, action, body, 409)
 
 
 # 422: invalid input, naming each bad field.

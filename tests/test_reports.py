@@ -13,6 +13,7 @@ import random
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from helpers import act, at, claimed, create, user, when
 from sqlalchemy import select
 
 from broker import clock, reports
@@ -20,18 +21,9 @@ from broker.consults.errors import Invalid
 from broker.extensions import db
 from broker.models import Consult, Department, User
 
-T0 = datetime(2030, 3, 4, 8, 0, tzinfo=UTC)  # a Monday
 NOW = 400  # minutes after T0: when the reports are read
 MARCH = {"from": "2030-03-01T00:00:00Z", "to": "2030-04-01T00:00:00Z"}
 COLUMNS = reports.TURNAROUND_COLUMNS
-
-
-def at(minutes: float = 0, seconds: float = 0) -> datetime:
-    return T0 + timedelta(minutes=minutes, seconds=seconds)
-
-
-def iso(instant: datetime) -> str:
-    return instant.isoformat()
 
 
 def table(*rows) -> list[dict]:
@@ -45,7 +37,7 @@ def cardiology_chief(hospital, make_caller):
 
 
 @pytest.fixture
-def day(app, hospital, new_consult):
+def day(app, hospital, new_consult, sweep):
     """The day, minute by minute after T0 (08:00 UTC). Default deadlines:
     stat claim 15 / answer 60, urgent 60 / 240, routine 480 / 2880 minutes;
     level 2 comes one claim interval after level 1.
@@ -74,61 +66,53 @@ def day(app, hospital, new_consult):
     Returns the consult ids by name (R1 is 1 ... C3 is 10, in order of creation).
     """
     h = hospital
-    runner = app.test_cli_runner()
     ids = {}
     swept = {}
 
-    def create(name, minute, department, urgency):
-        with clock.frozen_at(at(minute)):
-            ids[name] = new_consult(department=department, urgency=urgency)["id"]
+    def new(name, minute, department, urgency):
+        consult = create(new_consult, minute, department=department, urgency=urgency)
+        ids[name] = consult["id"]
 
-    def act(who, name, action, minute, seconds=0, **payload):
-        with clock.frozen_at(at(minute, seconds)):
-            response = who.post(f"/api/consults/{ids[name]}/{action}", json=payload)
-        assert response.status_code == 200, response.json
+    def step(who, name, action, minute, seconds=0, **payload):
+        act(who, {"id": ids[name]}, action, at(minute, seconds), **payload)
 
-    def sweep(minute):
-        result = runner.invoke(args=["sweep", "--at", iso(at(minute))])
-        assert result.exit_code == 0, result.output
-        swept[minute] = sorted(
-            (int(line.split("#")[1].split()[0]), int(line.split()[-1]))
-            for line in result.output.splitlines()[1:]
-        )
+    def sweep_at(minute):
+        swept[minute] = sorted(sweep(at(minute)).escalated)
 
-    create("R1", 0, "radiology", "stat")
-    act(h.castillo, "R1", "claim", 5, seconds=20)
-    create("R2", 10, "radiology", "stat")
-    create("R3", 20, "radiology", "urgent")
-    act(h.nguyen, "R2", "claim", 30)
-    act(h.castillo, "R1", "answer", 30, body="No collection.")
-    create("R4", 40, "radiology", "stat")
-    act(h.castillo, "R3", "claim", 50)
-    sweep(56)
-    create("R5", 60, "radiology", "routine")
-    act(h.castillo, "R3", "handoff", 60, to_user_id=h.nguyen.user_id, note="Off shift")
-    act(h.nguyen, "R3", "handoff/accept", 65)
-    act(h.castillo, "R5", "redirect", 70, department="cardiology", reason="Cardiac")
-    sweep(71)
-    act(h.castillo, "R4", "claim", 75)
-    act(h.nguyen, "R2", "answer", 80, body="Small effusion.")
-    create("R6", 80, "radiology", "stat")
-    act(h.patel, "R2", "messages", 90, body="Tap it?")
-    act(h.nguyen, "R2", "answer", 100, body="Not needed.")
-    act(h.lee, "R5", "claim", 100)
-    create("C1", 100, "cardiology", "urgent")
-    act(h.lee, "C1", "claim", 110)
-    create("C2", 120, "cardiology", "stat")
-    act(h.lee, "C2", "claim", 124)
-    act(h.lee, "R5", "answer", 130, body="Normal echo.")
-    act(h.lee, "C2", "answer", 134, body="Sinus rhythm.")
-    act(h.nguyen, "R3", "answer", 200, body="Benign.")
-    create("R7", 300, "radiology", "routine")
-    sweep(345)
-    act(h.lee, "C1", "answer", 350, body="Start a beta blocker.")
-    act(h.patel, "R6", "cancel", 350, reason="Patient discharged")
-    create("C3", 360, "cardiology", "stat")
+    new("R1", 0, "radiology", "stat")
+    step(h.castillo, "R1", "claim", 5, seconds=20)
+    new("R2", 10, "radiology", "stat")
+    new("R3", 20, "radiology", "urgent")
+    step(h.nguyen, "R2", "claim", 30)
+    step(h.castillo, "R1", "answer", 30, body="No collection.")
+    new("R4", 40, "radiology", "stat")
+    step(h.castillo, "R3", "claim", 50)
+    sweep_at(56)
+    new("R5", 60, "radiology", "routine")
+    step(h.castillo, "R3", "handoff", 60, to_user_id=h.nguyen.user_id, note="Off shift")
+    step(h.nguyen, "R3", "handoff/accept", 65)
+    step(h.castillo, "R5", "redirect", 70, department="cardiology", reason="Cardiac")
+    sweep_at(71)
+    step(h.castillo, "R4", "claim", 75)
+    step(h.nguyen, "R2", "answer", 80, body="Small effusion.")
+    new("R6", 80, "radiology", "stat")
+    step(h.patel, "R2", "messages", 90, body="Tap it?")
+    step(h.nguyen, "R2", "answer", 100, body="Not needed.")
+    step(h.lee, "R5", "claim", 100)
+    new("C1", 100, "cardiology", "urgent")
+    step(h.lee, "C1", "claim", 110)
+    new("C2", 120, "cardiology", "stat")
+    step(h.lee, "C2", "claim", 124)
+    step(h.lee, "R5", "answer", 130, body="Normal echo.")
+    step(h.lee, "C2", "answer", 134, body="Sinus rhythm.")
+    step(h.nguyen, "R3", "answer", 200, body="Benign.")
+    new("R7", 300, "radiology", "routine")
+    sweep_at(345)
+    step(h.lee, "C1", "answer", 350, body="Start a beta blocker.")
+    step(h.patel, "R6", "cancel", 350, reason="Patient discharged")
+    new("C3", 360, "cardiology", "stat")
     for name, rating in (("R1", 5), ("R2", 3), ("R3", 5), ("R5", 5), ("C1", 2)):
-        act(h.patel, name, "close", 370, rating=rating)
+        step(h.patel, name, "close", 370, rating=rating)
 
     assert swept == {
         56: [(ids["R4"], 1)],
@@ -261,13 +245,15 @@ def test_the_period_is_from_inclusive_to_exclusive(day, hospital):
     # [10, 100): R2 R3 R4 R6 in radiology, R5 in cardiology; R1 (0) and C1 (100) not.
     counts = {
         row["group"]: row["count"]
-        for row in rows(hospital.admin, **{"from": iso(at(10)), "to": iso(at(100))})
+        for row in rows(
+            hospital.admin, **{"from": at(10).isoformat(), "to": at(100).isoformat()}
+        )
     }
     assert counts == {"cardiology": 1, "radiology": 4}
     # The same instants written with another offset are the same period.
     offset = {"from": "2030-03-04T10:10:00+02:00", "to": "2030-03-04T11:40:00+02:00"}
     assert rows(hospital.admin, **offset) == rows(
-        hospital.admin, **{"from": iso(at(10)), "to": iso(at(100))}
+        hospital.admin, **{"from": at(10).isoformat(), "to": at(100).isoformat()}
     )
 
 
@@ -385,7 +371,7 @@ def test_escalations_report(day, hospital, cardiology_chief):
     response = report(hospital.admin, "/api/reports/escalations")
     assert response.status_code == 200
     listed = response.json["rows"]
-    closed_at = iso(at(370))
+    closed_at = at(370).isoformat()
     ids = day
     # Newest first.
     assert listed == [
@@ -393,7 +379,7 @@ def test_escalations_report(day, hospital, cardiology_chief):
             "consult_id": ids["C1"],
             "department": "cardiology",
             "urgency": "urgent",
-            "created_at": iso(at(100)),
+            "created_at": at(100).isoformat(),
             "max_level": 1,
             "reasons": ["level 1: not answered by its deadline"],
             "status": "closed",
@@ -403,20 +389,20 @@ def test_escalations_report(day, hospital, cardiology_chief):
             "consult_id": ids["R6"],
             "department": "radiology",
             "urgency": "stat",
-            "created_at": iso(at(80)),
+            "created_at": at(80).isoformat(),
             "max_level": 2,
             "reasons": [
                 "level 1: not claimed by its deadline",
                 "level 2: not claimed by its deadline",
             ],
             "status": "cancelled",
-            "ended_at": iso(at(350)),
+            "ended_at": at(350).isoformat(),
         },
         {
             "consult_id": ids["R4"],
             "department": "radiology",
             "urgency": "stat",
-            "created_at": iso(at(40)),
+            "created_at": at(40).isoformat(),
             "max_level": 2,
             "reasons": [
                 "level 1: not claimed by its deadline",
@@ -431,7 +417,7 @@ def test_escalations_report(day, hospital, cardiology_chief):
             "consult_id": ids["R2"],
             "department": "radiology",
             "urgency": "stat",
-            "created_at": iso(at(10)),
+            "created_at": at(10).isoformat(),
             "max_level": 1,
             "reasons": ["level 1: not answered by its deadline"],
             "status": "closed",
@@ -442,7 +428,7 @@ def test_escalations_report(day, hospital, cardiology_chief):
     assert [r["consult_id"] for r in as_okafor] == [ids["R6"], ids["R4"], ids["R2"]]
     as_chief = report(cardiology_chief, "/api/reports/escalations").json["rows"]
     assert [r["consult_id"] for r in as_chief] == [ids["C1"]]
-    early = report(hospital.admin, "/api/reports/escalations", to=iso(at(40)))
+    early = report(hospital.admin, "/api/reports/escalations", to=at(40).isoformat())
     assert [r["consult_id"] for r in early.json["rows"]] == [ids["R2"]]
     for row in listed:
         assert "patient_ref" not in row and "question" not in row
@@ -457,10 +443,6 @@ def test_escalations_report_can_keep_the_newest_only(app, day, hospital):
         "level 1: not claimed by its deadline",
         "level 2: not claimed by its deadline",
     ]
-
-
-def user(caller) -> dict:
-    return {"id": caller.user_id, "name": caller.name, "email": caller.email}
 
 
 def test_open_and_overdue_per_owner_now(day, hospital, cardiology_chief):
@@ -631,7 +613,10 @@ def test_many_consults_agree_with_a_python_reference(many, hospital):
         "urgency": lambda c: c["urgency"],
         "week": lambda c: week_of(c["created_at"]),
     }
-    period = {"from": iso(at(-60)), "to": iso(at(minutes=4 * 7 * 24 * 60))}
+    period = {
+        "from": at(-60).isoformat(),
+        "to": at(minutes=4 * 7 * 24 * 60).isoformat(),
+    }
     for group_by, key in keys.items():
         got = rows(hospital.admin, group_by=group_by, **period)
         assert got == reference_table(consults, key), group_by
@@ -640,7 +625,10 @@ def test_many_consults_agree_with_a_python_reference(many, hospital):
 @pytest.mark.postgres
 def test_window_ranks_give_exactly_percentile_cont(app, many, hospital, monkeypatch):
     """The portable method (window ranks) and PostgreSQL's percentile_cont agree to the bit."""
-    period = {"from": iso(at(-60)), "to": iso(at(minutes=4 * 7 * 24 * 60))}
+    period = {
+        "from": at(-60).isoformat(),
+        "to": at(minutes=4 * 7 * 24 * 60).isoformat(),
+    }
     with app.app_context():
         window = reports.Period(
             datetime.fromisoformat(period["from"]), datetime.fromisoformat(period["to"])
@@ -670,3 +658,41 @@ def test_window_ranks_give_exactly_percentile_cont(app, many, hospital, monkeypa
     monkeypatch.setattr(reports, "ORDERED_SET_DIALECTS", set())
     for group_by in reports.GROUPINGS:
         assert rows(hospital.admin, group_by=group_by, **period) == with_cont[group_by]
+
+
+# --- in time means by the deadline (SPEC: "within deadline") ---------------------------
+
+BOUNDARY = [
+    pytest.param(timedelta(0), 1.0, id="at-the-deadline"),
+    pytest.param(timedelta(microseconds=1), 0.0, id="a-microsecond-late"),
+    pytest.param(timedelta(seconds=1), 0.0, id="a-second-late"),
+]
+
+
+@pytest.mark.parametrize(("late", "share"), BOUNDARY)
+def test_a_claim_at_its_claim_deadline_is_in_time_and_a_later_one_is_not(
+    hospital, new_consult, late, share
+):
+    consult = create(new_consult)
+    act(hospital.castillo, consult, "claim", when(consult["claim_due_at"]) + late)
+    (row,) = rows(hospital.okafor)
+    assert (row["group"], row["count"], row["claimed_in_time_share"]) == (
+        "radiology",
+        1,
+        share,
+    )
+
+
+@pytest.mark.parametrize(("late", "share"), BOUNDARY)
+def test_an_answer_at_its_answer_deadline_is_in_time_and_a_later_one_is_not(
+    hospital, new_consult, late, share
+):
+    consult = claimed(hospital, new_consult)
+    due = when(consult["answer_due_at"])
+    act(hospital.castillo, consult, "answer", due + late, body="No collection.")
+    (row,) = rows(hospital.okafor)
+    assert (row["group"], row["count"], row["answered_in_time_share"]) == (
+        "radiology",
+        1,
+        share,
+    )

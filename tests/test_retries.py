@@ -5,14 +5,14 @@ came, sends it again; the department must not get the same question twice with
 two owners racing to answer it.
 """
 
-from concurrent.futures import ThreadPoolExecutor
-
 import pytest
 import requests
 from conftest import NEW_CONSULT
+from helpers import fire_together
 
 
-def create(caller, key=None, **overrides):
+def request_consult(caller, key=None, **overrides):
+    """POST /api/consults as `caller`, with that Idempotency-Key if given; the response."""
     headers = {**caller.headers}
     if key is not None:
         headers["Idempotency-Key"] = key
@@ -26,8 +26,8 @@ def consults_of(caller) -> list[dict]:
 
 
 def test_the_same_request_sent_twice_makes_one_consult(hospital):
-    first = create(hospital.patel, key="7f1c2a9e-retry")
-    again = create(hospital.patel, key="7f1c2a9e-retry")
+    first = request_consult(hospital.patel, key="7f1c2a9e-retry")
+    again = request_consult(hospital.patel, key="7f1c2a9e-retry")
 
     assert first.status_code == again.status_code == 201
     assert again.json == first.json
@@ -39,10 +39,10 @@ def test_the_same_request_sent_twice_makes_one_consult(hospital):
 
 
 def test_a_retry_after_the_consult_moved_on_answers_it_as_it_is_now(hospital):
-    first = create(hospital.patel, key="k-claimed")
+    first = request_consult(hospital.patel, key="k-claimed")
     hospital.castillo.post(f"/api/consults/{first.json['id']}/claim")
 
-    again = create(hospital.patel, key="k-claimed")
+    again = request_consult(hospital.patel, key="k-claimed")
 
     assert again.status_code == 201
     assert again.json["id"] == first.json["id"]
@@ -50,8 +50,10 @@ def test_a_retry_after_the_consult_moved_on_answers_it_as_it_is_now(hospital):
 
 
 def test_the_same_key_for_another_question_is_refused_and_creates_nothing(hospital):
-    first = create(hospital.patel, key="reused")
-    other = create(hospital.patel, key="reused", question="A different question?")
+    first = request_consult(hospital.patel, key="reused")
+    other = request_consult(
+        hospital.patel, key="reused", question="A different question?"
+    )
 
     assert other.status_code == 409
     assert "A different question?" not in other.text
@@ -61,10 +63,10 @@ def test_the_same_key_for_another_question_is_refused_and_creates_nothing(hospit
 def test_keys_are_each_requesters_own_and_without_one_every_request_creates(
     hospital,
 ):
-    mine = create(hospital.patel, key="shared-key")
-    theirs = create(hospital.lee, key="shared-key")
-    create(hospital.patel)
-    create(hospital.patel)
+    mine = request_consult(hospital.patel, key="shared-key")
+    theirs = request_consult(hospital.lee, key="shared-key")
+    request_consult(hospital.patel)
+    request_consult(hospital.patel)
 
     assert theirs.status_code == 201
     assert theirs.json["id"] != mine.json["id"]
@@ -73,7 +75,7 @@ def test_keys_are_each_requesters_own_and_without_one_every_request_creates(
 
 @pytest.mark.parametrize("key", ["", "has space", "x" * 65, "ключ"])
 def test_a_key_that_is_not_a_short_printable_token_is_invalid(hospital, key):
-    response = create(hospital.patel, key=key)
+    response = request_consult(hospital.patel, key=key)
 
     assert response.status_code == 422
     assert set(response.json["errors"]) == {"Idempotency-Key"}
@@ -83,7 +85,7 @@ def test_a_key_that_is_not_a_short_printable_token_is_invalid(hospital, key):
 def test_simultaneous_retries_against_a_real_server_make_one_consult(
     hospital, live_server_process
 ):
-    def send(_):
+    def send():
         return requests.post(
             f"{live_server_process.url}/api/consults",
             json=NEW_CONSULT,
@@ -91,8 +93,7 @@ def test_simultaneous_retries_against_a_real_server_make_one_consult(
             timeout=30,
         )
 
-    with ThreadPoolExecutor(max_workers=10) as pool:
-        answers = list(pool.map(send, range(10)))
+    answers = fire_together([send] * 10)
 
     assert [a.status_code for a in answers] == [201] * 10, [a.text for a in answers]
     assert len({a.json()["id"] for a in answers}) == 1

@@ -17,9 +17,9 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 from conftest import NEW_CONSULT
+from helpers import csrf_token, sign_in
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from test_pages import csrf_token, sign_in
 
 from broker import clock, create_app
 from broker.consults import access, actions, registry

@@ -8,8 +8,6 @@ the query string. Everything else in the suite runs the
 threaded development server; this is where the event loop is checked.
 """
 
-import os
-import signal
 import subprocess
 import sys
 import time
@@ -17,9 +15,10 @@ import time
 import pytest
 import requests
 import socketio
-from conftest import NEW_CONSULT, ROOT, free_port
+from conftest import NEW_CONSULT
+from helpers import ROOT, ServerProcess, broker_env
 
-WAIT = 30.0  # seconds: only a limit (migrations and start-up included)
+WAIT = 30.0  # seconds: only a limit
 
 
 def flask(env: dict, *args: str) -> None:
@@ -31,42 +30,28 @@ def flask(env: dict, *args: str) -> None:
 
 @pytest.fixture
 def served(tmp_path):
-    """`make serve` on a free port, over a fresh SQLite file; its log and env."""
-    port = free_port()
-    env = {
-        **os.environ,
-        "DATABASE_URL": f"sqlite:///{tmp_path / 'serve.db'}",
-        "SECRET_KEY": "test",
-        "SWEEP_INTERVAL_SECONDS": "0",
-    }
+    """`make serve` on a free port, over a fresh SQLite file; its URL, log and env."""
+    env = broker_env(f"sqlite:///{tmp_path / 'serve.db'}")
     env.pop("REDIS_URL", None)
     subprocess.run(
         ["make", "--no-print-directory", "migrate"],
         cwd=ROOT, env=env, check=True, capture_output=True, timeout=WAIT,
     )  # fmt: skip
-    log_path = tmp_path / "serve.log"
-    with open(log_path, "wb") as log:
-        process = subprocess.Popen(
-            ["make", "--no-print-directory", "serve", f"PORT={port}",
-             f"CONTROL_SOCKET={tmp_path / 'gunicorn.ctl'}"],
-            cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )  # fmt: skip
-    url = f"http://127.0.0.1:{port}"
+    server = ServerProcess(
+        lambda port: [
+            "make",
+            "--no-print-directory",
+            "serve",
+            f"PORT={port}",
+            f"CONTROL_SOCKET={tmp_path / 'gunicorn.ctl'}",
+        ],  # fmt: skip
+        env,
+        tmp_path / "serve.log",
+    )
     try:
-        deadline = time.monotonic() + WAIT
-        while True:
-            try:
-                requests.get(url + "/api/openapi.json", timeout=1)
-                break
-            except requests.RequestException as error:
-                if process.poll() is not None or time.monotonic() > deadline:
-                    raise RuntimeError(log_path.read_text()) from error
-                time.sleep(0.2)
-        yield url, log_path, env
+        yield server.start().url, server.log_path, env
     finally:
-        os.killpg(process.pid, signal.SIGTERM)
-        process.wait(timeout=WAIT)
+        server.stop()
 
 
 def token(url: str, email: str) -> str:

@@ -7,38 +7,21 @@ consult's timeline holds exactly one `escalated` event per level it reached,
 and what the three processes report adds up to exactly that.
 """
 
-import os
-import re
 import subprocess
 import sys
 from collections import Counter
-from datetime import UTC, datetime, timedelta
-from pathlib import Path
+from datetime import datetime
+
+from helpers import ROOT, T0, at, broker_env, scheduled, swept
 
 from broker import clock
 
-ROOT = Path(__file__).resolve().parent.parent
-T0 = datetime(2030, 3, 4, 8, 0, tzinfo=UTC)
 PROCESSES = 3
-SUMMARY = re.compile(
-    r"^Swept as of \S+: (\d+) escalation\(s\), (\d+) closed automatically\.$",
-    re.MULTILINE,
-)
-ESCALATION_LINE = re.compile(r"^\s*consult #(\d+) escalated to level (\d+)$", re.M)
-
-
-def at(minutes: float) -> datetime:
-    return T0 + timedelta(minutes=minutes)
 
 
 def sweep_together(database_url: str, instant: datetime) -> list[tuple[int, int]]:
     """Start PROCESSES sweeps at `instant` at once; every (consult, level) they report."""
-    env = {
-        **os.environ,
-        "DATABASE_URL": database_url,
-        "SECRET_KEY": "test",
-        "SWEEP_INTERVAL_SECONDS": "0",
-    }
+    env = broker_env(database_url)
     command = [sys.executable, "-m", "flask", "--app", "wsgi", "sweep", "--at", instant.isoformat()]  # fmt: skip
     processes = [
         subprocess.Popen(
@@ -55,10 +38,7 @@ def sweep_together(database_url: str, instant: datetime) -> list[tuple[int, int]
     for process in processes:
         out, err = process.communicate(timeout=120)
         assert process.returncode == 0, f"sweep failed:\n{out}\n{err}"
-        (summary,) = SUMMARY.findall(out)
-        lines = [(int(c), int(level)) for c, level in ESCALATION_LINE.findall(out)]
-        assert int(summary[0]) == len(lines), out
-        reported += lines
+        reported += swept(out).escalated
     return reported
 
 
@@ -73,16 +53,7 @@ def test_three_simultaneous_sweeps_fire_each_escalation_exactly_once(
 ):
     # on call: castillo primary, nguyen backup; okafor is the chief
     for who, role in ((hospital.castillo, "primary"), (hospital.nguyen, "backup")):
-        response = hospital.okafor.post(
-            "/api/departments/radiology/shifts",
-            json={
-                "user_id": who.user_id,
-                "role": role,
-                "starts_at": at(-60).isoformat(),
-                "ends_at": at(24 * 60).isoformat(),
-            },
-        )
-        assert response.status_code == 201, response.json
+        scheduled(hospital.okafor, who, role, at(-60), at(24 * 60))
     # 30 stat consults at T0: 18 left pending, 12 claimed by nguyen at T0+5m
     with clock.frozen_at(T0):
         consults = [new_consult()["id"] for _ in range(30)]

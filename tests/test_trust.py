@@ -4,20 +4,16 @@ import re
 from datetime import timedelta
 
 from conftest import PASSWORD
+from helpers import token_headers
 
 from broker import clock
-
-
-def sign_in(client, email):
-    response = client.post("/api/tokens", json={"email": email, "password": PASSWORD})
-    return {"Authorization": f"Bearer {response.json['token']}"}
 
 
 def test_a_token_stops_working_when_it_expires(hospital, app, client):
     app.config["TOKEN_LIFETIME_HOURS"] = 12
     start = clock.now()
     with clock.frozen_at(start):
-        headers = sign_in(client, "castillo@h.test")
+        headers = token_headers(client, "castillo@h.test")
     with clock.frozen_at(start + timedelta(hours=11, minutes=59)):
         assert client.get("/api/me", headers=headers).status_code == 200
     with clock.frozen_at(start + timedelta(hours=12)):
@@ -25,8 +21,8 @@ def test_a_token_stops_working_when_it_expires(hospital, app, client):
 
 
 def test_a_revoked_token_is_refused_and_other_tokens_still_work(hospital, client):
-    first = sign_in(client, "castillo@h.test")
-    second = sign_in(client, "castillo@h.test")
+    first = token_headers(client, "castillo@h.test")
+    second = token_headers(client, "castillo@h.test")
 
     assert client.delete("/api/tokens/current", headers=first).status_code == 204
 

@@ -2,6 +2,8 @@
 
 import subprocess
 
+from helpers import WHOLE_STORY
+
 from broker.cli import demo
 
 
@@ -21,14 +23,5 @@ def test_readme_walkthrough_runs_a_consult_through_its_whole_life(
     assert result.returncode == 0, result.stdout + result.stderr
     timeline = result.stdout.split("9. The whole timeline, oldest first")[1]
     kinds = [line.split()[1] for line in timeline.strip().splitlines()]
-    assert kinds == [
-        "created",
-        "claimed",
-        "handoff_offered",
-        "handoff_accepted",
-        "answered",
-        "followup",
-        "answered",
-        "closed",
-    ]
+    assert kinds == WHOLE_STORY
     assert "claimed, owner Dr. Chloe Nguyen" in result.stdout
