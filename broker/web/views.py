@@ -19,7 +19,7 @@ from flask import (
     url_for,
 )
 from flask_login import current_user, login_required, login_user, logout_user
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from broker import accounts, clock
 from broker.consults import access, actions, oncall, registry
@@ -80,6 +80,9 @@ def page_context():
         return {}
     user = _user()
     unread = list(db.session.scalars(inbox(user, unread_only=True).limit(8)))
+    unread_count = db.session.scalar(
+        select(func.count()).select_from(inbox(user, unread_only=True).subquery())
+    )
     return {
         "me": user,
         "my_departments": sorted(
@@ -87,6 +90,9 @@ def page_context():
         ),
         "chief_of": {m.department.slug for m in user.memberships if m.is_chief},
         "unread_notifications": unread,
+        "unread_count": unread_count,
+        # The alerts shown as the page is made; the page's catch-up adds only newer ones.
+        "newest_alert_id": unread[0].id if unread else 0,
         "rendered_at": clock.now().isoformat(),
         "resync_seconds": current_app.config["LIVE_RESYNC_SECONDS"],
         "time_zone": current_app.config["HOSPITAL_TIME_ZONE"],
