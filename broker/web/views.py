@@ -38,7 +38,7 @@ from broker.extensions import db
 from broker.http_errors import status_of
 from broker.models import OPEN_STATUSES, Consult, Department, Status, Urgency, User
 from broker.throttle import sign_in_limits
-from broker.web import forms, local_time, web
+from broker.web import forms, local_time, queue_filters, web
 
 
 def _user() -> User:
@@ -199,12 +199,16 @@ def queue(slug):
     department = _department_or_404(slug)
     if not access.may_see_department(_user(), department):
         abort(403)
-    consults = department_queue(department)
+    picked = queue_filters.chosen(request.args)
+    consults = department_queue(department, queue_filters.queue_filter(picked, _user()))
     by_status = {s: [c for c in consults if c.status == s] for s in OPEN_STATUSES}
     template = "_queue.html" if _fragment() else "queue.html"
     return render_template(
         template,
         department=department,
+        filters=picked,
+        urgencies=queue_filters.URGENCIES,
+        statuses=queue_filters.STATUSES,
         pending=by_status[Status.PENDING],
         claimed=by_status[Status.CLAIMED],
         answered=by_status[Status.ANSWERED],
