@@ -38,7 +38,7 @@ from broker.extensions import db
 from broker.http_errors import status_of
 from broker.models import OPEN_STATUSES, Consult, Department, Status, Urgency, User
 from broker.throttle import sign_in_limits
-from broker.web import forms, local_time, queue_filters, web
+from broker.web import forms, local_time, queue_filters, schedule, web
 
 
 def _user() -> User:
@@ -372,6 +372,7 @@ def _render_settings(department, policy_form=None, shift_form=None, status=200):
         policy_form=policy_form or _policy_form(department),
         shift_form=shift_form or _shift_form(department),
         shifts=list(shifts),
+        weeks=schedule.two_weeks(department),
         delete_form=forms.ActionForm(),
     ), status
 
