@@ -243,3 +243,22 @@ def test_the_phone_header_is_one_line_with_a_menu(hospital, open_context):
 
 def page_width(page: Page) -> int:
     return page.evaluate("() => document.documentElement.scrollWidth")
+
+
+def test_dashboard_tables_fit_a_laptop_and_their_scroll_areas_take_the_keyboard(
+    hospital, open_context
+):
+    test_browser._seed(hospital)
+    chief = sign_in(open_context(viewport=DESKTOP), "okafor@h.test")
+    chief.goto("/departments/radiology/dashboard")
+    expect(chief.locator("figure img.chart")).to_have_count(4)
+    regions = chief.locator(".scroll")
+    assert regions.count() >= 4
+    for region in regions.all():
+        hidden = region.evaluate("el => el.scrollWidth - el.clientWidth")
+        assert hidden <= 0, f"{hidden} px of a table behind a scroll at 1280 px"
+        expect(region).to_have_attribute("tabindex", "0")
+        expect(region).to_have_attribute("role", "region")
+        assert region.get_attribute("aria-labelledby") or region.get_attribute(
+            "aria-label"
+        )
