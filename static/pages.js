@@ -107,14 +107,16 @@
     setTimeout(() => { if (statusLine.textContent === n.message) statusLine.textContent = ""; }, 8000);
   });
 
-  // Deadlines count down, louder as they near: calm while more than SOON is left,
-  // "soon" (amber, words say "only") under SOON or under a quarter of the deadline's
-  // interval, whichever is shorter, and "overdue" (red, pulsing) once passed.
+  // Deadlines count down, louder as they near: "soon" (amber, the words say "only")
+  // under SOON or under a quarter of the deadline's interval, whichever is longer, but
+  // never for more than half of it (a 15-minute stat claim is calm for its first half);
+  // "overdue" (red, pulsing) once passed.
   const SOON = 30 * 60000;
   function minutesText(ms) {
     const minutes = Math.max(1, Math.ceil(Math.abs(ms) / 60000));
     if (minutes < 60) return minutes + " min";
     const hours = Math.floor(minutes / 60);
+    if (hours >= 24) return Math.floor(hours / 24) + " d" + (hours % 24 ? " " + (hours % 24) + " h" : "");
     return hours + " h" + (minutes % 60 ? " " + (minutes % 60) + " min" : "");
   }
   function dueText(left, what) {
@@ -128,7 +130,8 @@
       const due = Date.parse(el.dataset.due);
       const left = due - now;
       const since = el.dataset.since ? Date.parse(el.dataset.since) : null;
-      const soonWithin = since ? Math.min(SOON, (due - since) / 4) : SOON;
+      const interval = since ? due - since : Infinity;
+      const soonWithin = Math.max(interval / 4, Math.min(SOON, interval / 2));
       const overdue = left < 0;
       const soon = !overdue && left < soonWithin;
       el.classList.toggle("overdue", overdue);

@@ -737,7 +737,7 @@ def test_screenshots_of_each_main_page(hospital, open_context, tmp_path):
 
     chief = sign_in(open_context(), "okafor@h.test")
     chief.goto("/departments/radiology/settings")
-    expect(chief.locator("table")).to_contain_text("Dr Castillo")
+    expect(chief.locator("#shift-table")).to_contain_text("Dr Castillo")
     shoot(chief, "department-settings.png")
 
     phone = sign_in(open_context(viewport=PHONE), "castillo@h.test")

@@ -209,7 +209,7 @@ def test_countdowns_grow_louder_as_the_deadline_nears(
     page = sign_in(open_context(), "castillo@h.test")
     countdown = page.locator(f'[data-consult-id="{consult["id"]}"] .due')
     for at, words, loudness in (
-        (due - timedelta(hours=2), "2 h left to claim", None),
+        (due - timedelta(hours=3), "3 h left to claim", None),
         (due - timedelta(minutes=12), "only 12 min left to claim", "soon"),
         (due + timedelta(seconds=10), "claim due now", "overdue"),
         (due + timedelta(minutes=4, seconds=10), "claim overdue by 5 min", "overdue"),
