@@ -11,6 +11,7 @@ import requests
 import test_browser
 from playwright.sync_api import Page, expect
 from test_browser import PHONE, live, sign_in
+from test_pages_settings import add_shift
 
 # test_browser.py's fixtures: one Chromium per module, a context per person.
 browser = test_browser.browser
@@ -69,18 +70,8 @@ def test_a_consult_redirected_away_is_not_announced_in_the_old_queue(
     hospital, new_consult, open_context
 ):
     now = datetime.now(UTC)
-    shift = {
-        "user_id": hospital.castillo.user_id,
-        "role": "primary",
-        "starts_at": (now - timedelta(hours=1)).isoformat(),
-        "ends_at": (now + timedelta(hours=8)).isoformat(),
-    }
-    assert (
-        hospital.okafor.post(
-            "/api/departments/radiology/shifts", json=shift
-        ).status_code
-        == 201
-    )
+    on_call = add_shift(hospital, now - timedelta(hours=1), now + timedelta(hours=8))
+    assert on_call.status_code == 201, on_call.json
     consult = new_consult()  # the on-call primary is alerted
     moved = hospital.nguyen.post(
         f"/api/consults/{consult['id']}/redirect",
