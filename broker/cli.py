@@ -85,6 +85,19 @@ def sweep_command(at):
     )
     for consult_id, level in result.escalated:
         click.echo(f"  consult #{consult_id} escalated to level {level}")
+    click.echo(_where_pushes_go(current_app.config))
+
+
+def _where_pushes_go(config) -> str:
+    """Whether this process's live pushes reach the pages open on the service."""
+    if config["REDIS_URL"]:
+        return "Changes pushed through Redis to the service's clients."
+    return (
+        "No REDIS_URL: this command cannot push to the pages open on the service; "
+        "they catch up at their next resync (LIVE_RESYNC_SECONDS = "
+        f"{config['LIVE_RESYNC_SECONDS']} s). To push at once, let the service sweep "
+        "(SWEEP_INTERVAL_SECONDS) or set REDIS_URL for both."
+    )
 
 
 @click.command("demo")

@@ -15,7 +15,8 @@
   const watched = new Set();
   // The newest change seen, in the server's time: where a resync starts from.
   let watermark = document.body.dataset.renderedAt || null;
-  let lastNotificationId = 0;
+  // Alerts up to this one are on the page as rendered: a catch-up must not add them again.
+  let lastNotificationId = Number(document.body.dataset.newestAlert || 0);
 
   const socket = io({ transports: ["websocket", "polling"] });
 
@@ -28,7 +29,9 @@
       if (payload.updated_at > (watermark || "")) watermark = payload.updated_at;
     }
     if (event === "notification") {
-      lastNotificationId = Math.max(lastNotificationId, payload.id);
+      // Pushed and then found again by a catch-up: shown once.
+      if (payload.id <= lastNotificationId) return;
+      lastNotificationId = payload.id;
     }
     listeners[event].forEach((fn) => fn(payload));
   }

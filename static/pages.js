@@ -72,6 +72,7 @@
       reopen(region, opened);
       restore(region, values, focusedName);
       tick();
+      region.dispatchEvent(new Event("live:rendered"));
     }, 120));
   }
 
@@ -106,24 +107,75 @@
     setTimeout(() => { if (statusLine.textContent === n.message) statusLine.textContent = ""; }, 8000);
   });
 
-  // Deadlines count down.
+  // Deadlines count down, louder as they near: "soon" (amber, the words say "only")
+  // under SOON or under a quarter of the deadline's interval, whichever is longer, but
+  // never for more than half of it (a 15-minute stat claim is calm for its first half);
+  // "overdue" (red, pulsing) once passed.
+  const SOON = 30 * 60000;
   function minutesText(ms) {
-    const minutes = Math.round(Math.abs(ms) / 60000);
+    const minutes = Math.max(1, Math.ceil(Math.abs(ms) / 60000));
     if (minutes < 60) return minutes + " min";
     const hours = Math.floor(minutes / 60);
+    if (hours >= 24) return Math.floor(hours / 24) + " d" + (hours % 24 ? " " + (hours % 24) + " h" : "");
     return hours + " h" + (minutes % 60 ? " " + (minutes % 60) + " min" : "");
+  }
+  function dueText(left, what) {
+    if (Math.abs(left) < 60000) return what + " due now";
+    if (left < 0) return what + " overdue by " + minutesText(left);
+    return minutesText(left) + " left to " + what;
   }
   function tick() {
     const now = Date.now();
     document.querySelectorAll("[data-due]").forEach((el) => {
-      const left = Date.parse(el.dataset.due) - now;
-      const what = el.dataset.what;
-      el.classList.toggle("overdue", left < 0);
-      el.textContent = left >= 0
-        ? minutesText(left) + " left to " + what
-        : what + " overdue by " + minutesText(left);
+      const due = Date.parse(el.dataset.due);
+      const left = due - now;
+      const since = el.dataset.since ? Date.parse(el.dataset.since) : null;
+      const interval = since ? due - since : Infinity;
+      const soonWithin = Math.max(interval / 4, Math.min(SOON, interval / 2));
+      const overdue = left < 0;
+      const soon = !overdue && left < soonWithin;
+      el.classList.toggle("overdue", overdue);
+      el.classList.toggle("soon", soon);
+      el.textContent = (soon ? "only " : "") + dueText(left, el.dataset.what);
     });
   }
   tick();
   setInterval(tick, 15000);
+
+  // Queue: search the rows on the page (patient reference or #number) as one types;
+  // the term stays in the box, out of the address bar, and applies after live updates.
+  document.querySelectorAll("[data-search-from]").forEach((region) => {
+    const box = document.getElementById(region.dataset.searchFrom);
+    if (!box) return;
+    function apply() {
+      const term = box.value.trim().toLowerCase();
+      let shown = 0;
+      region.querySelectorAll("[data-search]").forEach((row) => {
+        const hit = !term || row.dataset.search.includes(term);
+        row.hidden = !hit;
+        if (hit) shown += 1;
+      });
+      const none = region.querySelector(".search-none");
+      if (none) none.hidden = !term || shown > 0;
+    }
+    box.addEventListener("input", apply);
+    region.addEventListener("live:rendered", apply);
+    apply();
+  });
+
+  // Queue filters: a changed choice applies at once (the button stays for keyboards).
+  document.querySelectorAll("form[data-auto-submit]").forEach((form) => {
+    form.querySelectorAll("select, input[type=checkbox]").forEach((el) =>
+      el.addEventListener("change", () => form.requestSubmit()));
+  });
+
+  // Phone header: the menu button shows and hides the navigation.
+  const menuButton = document.getElementById("menu-button");
+  if (menuButton) {
+    menuButton.addEventListener("click", () => {
+      const open = menuButton.getAttribute("aria-expanded") !== "true";
+      menuButton.setAttribute("aria-expanded", String(open));
+      document.querySelector("header.top").classList.toggle("menu-open", open);
+    });
+  }
 })();

@@ -107,7 +107,36 @@ RUNNING_DEADLINE = case(
 )
 
 
-def department_queue(department: Department) -> list[Consult]:
+@dataclass(frozen=True)
+class QueueFilter:
+    """What a queue shows of the department's open consults; None or False: all."""
+
+    urgency: str | None = None
+    status: str | None = None
+    owner: User | None = None  # "mine": owned by, or offered to, this user
+    escalated: bool = False
+
+    def clauses(self) -> list:
+        found = []
+        if self.urgency in {u.value for u in Urgency}:
+            found.append(Consult.urgency == self.urgency)
+        if self.status in {s.value for s in OPEN_STATUSES}:
+            found.append(Consult.status == self.status)
+        if self.owner is not None:
+            found.append(
+                or_(
+                    Consult.owner_id == self.owner.id,
+                    Consult.handoff_to_id == self.owner.id,
+                )
+            )
+        if self.escalated:
+            found.append(Consult.escalation_level > 0)
+        return found
+
+
+def department_queue(
+    department: Department, wanted: QueueFilter = QueueFilter()
+) -> list[Consult]:
     """The department's open consults in the queue's order, with their people loaded."""
     return list(
         db.session.scalars(
@@ -115,6 +144,7 @@ def department_queue(department: Department) -> list[Consult]:
             .where(
                 Consult.department_id == department.id,
                 Consult.status.in_(OPEN_STATUSES),
+                *wanted.clauses(),
             )
             .options(
                 selectinload(Consult.requester),

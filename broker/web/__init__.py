@@ -16,4 +16,4 @@ def load_user(user_id: str) -> User | None:
     return db.session.get(User, int(user_id))
 
 
-from broker.web import dashboard, views  # noqa: E402,F401  (registers the routes)
+from broker.web import dashboard, schedule, views  # noqa: E402,F401  (registers the routes)

@@ -9,7 +9,7 @@ from broker import reports
 from broker.consults import access
 from broker.consults.errors import NotAllowed
 from broker.web import local_time, web
-from broker.web.charts import bar_chart, line_chart
+from broker.web.charts import chart, whole_ticks
 from broker.web.views import _department_or_404, _user
 
 DEFAULT_DAYS = 90
@@ -79,33 +79,44 @@ def pct(share: float | None) -> float | None:
 def _charts(weekly: list[dict]) -> dict:
     """The dashboard's four weekly charts."""
     weeks = [row["group"][5:] for row in weekly]  # MM-DD of each week's Monday
+    escalated = [r["escalated"] for r in weekly]
+    medians = {
+        "to claim (median)": [r["claim_p50_minutes"] for r in weekly],
+        "to answer (median)": [r["answer_p50_minutes"] for r in weekly],
+    }
+    longest = max(
+        (v for vs in medians.values() for v in vs if v is not None), default=0
+    )
     return {
-        "trend": line_chart(
+        "trend": chart(
+            "line",
             "Median minutes to claim and to first answer, by week (minutes)",
             weeks,
-            {
-                "to claim (median)": [r["claim_p50_minutes"] for r in weekly],
-                "to answer (median)": [r["answer_p50_minutes"] for r in weekly],
-            },
+            medians,
+            ticks=whole_ticks(longest),
         ),
-        "compliance": bar_chart(
+        "compliance": chart(
+            "bar",
             "Claimed and answered within the deadline, by week (%)",
             weeks,
             {
                 "claimed in time": [pct(r["claimed_in_time_share"]) for r in weekly],
                 "answered in time": [pct(r["answered_in_time_share"]) for r in weekly],
             },
-            maximum=100,
+            ticks=[0, 25, 50, 75, 100],
         ),
-        "escalations": bar_chart(
+        "escalations": chart(
+            "bar",
             "Consults escalated, by week",
             weeks,
-            {"escalated": [r["escalated"] for r in weekly]},
+            {"escalated": escalated},
+            ticks=whole_ticks(max(escalated, default=0)),
         ),
-        "rating": line_chart(
+        "rating": chart(
+            "line",
             "Mean rating (1–5), by week",
             weeks,
             {"mean rating": [r["mean_rating"] for r in weekly]},
-            maximum=5,
+            ticks=[0, 1, 2, 3, 4, 5],
         ),
     }

@@ -19,7 +19,7 @@ from flask import (
     url_for,
 )
 from flask_login import current_user, login_required, login_user, logout_user
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from broker import accounts, clock
 from broker.consults import access, actions, oncall, registry
@@ -38,7 +38,7 @@ from broker.extensions import db
 from broker.http_errors import status_of
 from broker.models import OPEN_STATUSES, Consult, Department, Status, Urgency, User
 from broker.throttle import sign_in_limits
-from broker.web import forms, local_time, web
+from broker.web import forms, local_time, queue_filters, schedule, web
 
 
 def _user() -> User:
@@ -80,6 +80,9 @@ def page_context():
         return {}
     user = _user()
     unread = list(db.session.scalars(inbox(user, unread_only=True).limit(8)))
+    unread_count = db.session.scalar(
+        select(func.count()).select_from(inbox(user, unread_only=True).subquery())
+    )
     return {
         "me": user,
         "my_departments": sorted(
@@ -87,6 +90,9 @@ def page_context():
         ),
         "chief_of": {m.department.slug for m in user.memberships if m.is_chief},
         "unread_notifications": unread,
+        "unread_count": unread_count,
+        # The alerts shown as the page is made; the page's catch-up adds only newer ones.
+        "newest_alert_id": unread[0].id if unread else 0,
         "rendered_at": clock.now().isoformat(),
         "resync_seconds": current_app.config["LIVE_RESYNC_SECONDS"],
         "time_zone": current_app.config["HOSPITAL_TIME_ZONE"],
@@ -193,12 +199,16 @@ def queue(slug):
     department = _department_or_404(slug)
     if not access.may_see_department(_user(), department):
         abort(403)
-    consults = department_queue(department)
+    picked = queue_filters.chosen(request.args)
+    consults = department_queue(department, queue_filters.queue_filter(picked, _user()))
     by_status = {s: [c for c in consults if c.status == s] for s in OPEN_STATUSES}
     template = "_queue.html" if _fragment() else "queue.html"
     return render_template(
         template,
         department=department,
+        filters=picked,
+        urgencies=queue_filters.URGENCIES,
+        statuses=queue_filters.STATUSES,
         pending=by_status[Status.PENDING],
         claimed=by_status[Status.CLAIMED],
         answered=by_status[Status.ANSWERED],
@@ -362,6 +372,7 @@ def _render_settings(department, policy_form=None, shift_form=None, status=200):
         policy_form=policy_form or _policy_form(department),
         shift_form=shift_form or _shift_form(department),
         shifts=list(shifts),
+        weeks=schedule.two_weeks(department),
         delete_form=forms.ActionForm(),
     ), status
 
