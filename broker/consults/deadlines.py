@@ -1,6 +1,6 @@
 """Deadline policy: how many minutes a department allows, and the due times that follow."""
 
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from datetime import datetime, timedelta
 
 from broker.consults import access, limits
@@ -14,6 +14,10 @@ class Minutes:
     claim: int
     answer: int
     followup: int
+
+
+# The three numbers of a policy, by name: ("claim", "answer", "followup").
+PARTS = tuple(f.name for f in fields(Minutes))
 
 
 # SPEC.md defaults for claim/answer. The spec gives no follow-up default: a
@@ -129,7 +133,7 @@ def check_policy(minutes: dict[str, Minutes]) -> None:
             continue
         bad = {
             f"{part}_minutes": [why]
-            for part in ("claim", "answer", "followup")
+            for part in PARTS
             if (why := limits.MINUTES.problem(getattr(m, part))) is not None
         }
         if not bad and m.answer < m.claim:

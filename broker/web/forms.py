@@ -26,6 +26,7 @@ from wtforms.fields.choices import SelectChoice
 from wtforms.validators import DataRequired, InputRequired, Optional, StopValidation
 
 from broker.consults import limits
+from broker.consults.deadlines import PARTS
 from broker.consults.registry import Action
 from broker.models import Consult, User
 
@@ -141,22 +142,23 @@ class NewConsultForm(FlaskForm):
     )
 
 
-def _minutes(label: str) -> IntegerField:
-    return number_field(limits.MINUTES, label)
-
-
 class PolicyForm(FlaskForm):
     """Minutes per urgency: fields named <urgency>_<claim|answer|followup>."""
 
-    stat_claim = _minutes("Stat: claim within")
-    stat_answer = _minutes("Stat: answer within")
-    stat_followup = _minutes("Stat: follow-up answer within")
-    urgent_claim = _minutes("Urgent: claim within")
-    urgent_answer = _minutes("Urgent: answer within")
-    urgent_followup = _minutes("Urgent: follow-up answer within")
-    routine_claim = _minutes("Routine: claim within")
-    routine_answer = _minutes("Routine: answer within")
-    routine_followup = _minutes("Routine: follow-up answer within")
+
+POLICY_WORDS = {
+    "claim": "claim within",
+    "answer": "answer within",
+    "followup": "follow-up answer within",
+}
+for _urgency in limits.URGENCY.values:
+    for _part in PARTS:
+        _words = POLICY_WORDS[_part]
+        setattr(
+            PolicyForm,
+            f"{_urgency}_{_part}",
+            number_field(limits.MINUTES, f"{_urgency.capitalize()}: {_words}"),
+        )
 
 
 class ShiftForm(FlaskForm):

@@ -24,7 +24,7 @@ from sqlalchemy import func, select
 from broker import accounts, clock
 from broker.consults import access, actions, oncall, registry
 from broker.consults.audit import record_read
-from broker.consults.deadlines import Minutes, check_policy, set_policy
+from broker.consults.deadlines import PARTS, Minutes, check_policy, set_policy
 from broker.consults.errors import Conflict, DomainError, Invalid, NotFound
 from broker.consults.notifications import inbox, mark_all_read
 from broker.consults.queries import (
@@ -406,7 +406,7 @@ def _typed_minutes(form: forms.PolicyForm) -> dict[str, Minutes]:
     """The minutes of each urgency whose three fields hold valid numbers."""
     typed = {}
     for urgency in Urgency:
-        parts = [form[f"{urgency.value}_{p}"] for p in ("claim", "answer", "followup")]
+        parts = [form[f"{urgency.value}_{p}"] for p in PARTS]
         if not any(f.errors for f in parts):
             typed[urgency.value] = Minutes(*(f.data for f in parts))
     return typed
