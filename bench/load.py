@@ -357,9 +357,8 @@ def replay(events: list[tuple]) -> tuple[str | None, int | None, int | None, lis
     return status, owner, offer, broken
 
 
-def check_invariants(url: str, record: Record) -> tuple[list[str], dict]:
-    """Every consult in the database against the rules and what the clients saw."""
-    problems = []
+def stored_consults(url: str) -> tuple[dict, dict]:
+    """{id: (status, owner_id, handoff_to_id)} and {id: [(kind, actor, subject)]}."""
     with psycopg.connect(benchdb.libpq_url(url)) as conn:
         consults = {
             row[0]: row[1:]
@@ -372,6 +371,13 @@ def check_invariants(url: str, record: Record) -> tuple[list[str], dict]:
             "SELECT consult_id, kind, actor_id, subject_id FROM consult_events ORDER BY id"
         ):
             timelines[consult_id].append((kind, actor, subject))
+    return consults, timelines
+
+
+def check_invariants(url: str, record: Record) -> tuple[list[str], dict]:
+    """Every consult in the database against the rules and what the clients saw."""
+    problems = []
+    consults, timelines = stored_consults(url)
     unknown = set(consults) - record.created
     missing = record.created - set(consults)
     if unknown:
@@ -494,7 +500,8 @@ def report(record: Record, elapsed: float) -> int:
 # --- main -----------------------------------------------------------------------------
 
 
-def main() -> int:
+def parse_args() -> argparse.Namespace:
+    """The options, checked; --users and --seconds filled in (from --quick or not)."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument(
         "--database-url",
@@ -517,14 +524,13 @@ def main() -> int:
     )
     parser.add_argument("--seed", type=int, default=1)
     args = parser.parse_args()
-    users = args.users or (10 if args.quick else 50)
-    seconds = args.seconds or (10.0 if args.quick else 60.0)
-    if users < 2:
+    args.users = args.users or (10 if args.quick else 50)
+    args.seconds = args.seconds or (10.0 if args.quick else 60.0)
+    if args.users < 2:
         parser.error("--users: at least 2 (a requester and a consultant)")
 
     url = args.database_url
-    parsed = make_url(url)
-    if not parsed.drivername.startswith("postgres"):
+    if not make_url(url).drivername.startswith("postgres"):
         parser.error("--database-url: a PostgreSQL database")
     if not benchdb.dedicated(url):
         parser.error("--database-url: name a dedicated database; it is wiped")
@@ -532,15 +538,14 @@ def main() -> int:
         redis.Redis.from_url(args.redis_url, socket_connect_timeout=2).ping()
     except redis.RedisError as error:
         parser.error(f"--redis-url: Redis is not reachable ({error})")
+    return args
 
-    benchdb.ensure_database(url)
-    benchdb.reset_schema(url)
-    benchdb.migrate(url)
-    people = seed(url, users)
-    logdir = Path(tempfile.mkdtemp(prefix="broker-load-"))
+
+def load_servers(args: argparse.Namespace, logdir: Path) -> list:
+    """The PROCESSES gunicorn servers on the database and Redis, not started yet."""
     env = {
         **os.environ,
-        "DATABASE_URL": url,
+        "DATABASE_URL": args.database_url,
         "REDIS_URL": args.redis_url,
         # Redis channels ignore the database number: this run's pushes keep to their own.
         "SOCKETIO_CHANNEL": f"broker-load-{os.urandom(8).hex()}",
@@ -548,7 +553,7 @@ def main() -> int:
         "SWEEP_INTERVAL_SECONDS": "0",
         "SESSION_COOKIE_SECURE": "false",
     }
-    servers = [
+    return [
         gunicorn_server(
             f"server{n}",
             "wsgi:app",
@@ -560,18 +565,29 @@ def main() -> int:
         )
         for n in range(PROCESSES)
     ]
+
+
+def announce(args: argparse.Namespace, people: list[Person]) -> None:
     requesters = sum(p.role == "requester" for p in people)
+    database = make_url(args.database_url).database
     print(
-        f"load: {users} users ({requesters} requesters, {users - requesters} "
-        f"consultants in {len(DEPARTMENTS)} departments) for {seconds:g} s on "
-        f"{PROCESSES} processes (gunicorn --workers 1, {args.async_mode}), "
-        f"PostgreSQL database {parsed.database}, Redis {args.redis_url}"
+        f"load: {args.users} users ({requesters} requesters, "
+        f"{args.users - requesters} consultants in {len(DEPARTMENTS)} departments) "
+        f"for {args.seconds:g} s on {PROCESSES} processes (gunicorn --workers 1, "
+        f"{args.async_mode}), PostgreSQL database {database}, Redis {args.redis_url}"
     )
-    for line in machine(url, args.redis_url):
+    for line in machine(args.database_url, args.redis_url):
         print(line)
     print("load average before: {:.2f} {:.2f} {:.2f}".format(*os.getloadavg()))
-    record = Record()
-    children_before = children_cpu()
+
+
+def run_users(
+    args: argparse.Namespace, people: list[Person], servers: list, record: Record
+) -> tuple[float, float]:
+    """Start the servers, let every user act until the time is up, stop the servers.
+
+    Returns the seconds elapsed and the CPU seconds the users took in this process.
+    """
     try:
         for server in servers:
             server.start()
@@ -581,7 +597,7 @@ def main() -> int:
                 colleagues[p.department].append(p.id)
         started = time.monotonic()
         client_cpu = time.process_time()
-        until = started + seconds
+        until = started + args.seconds
         threads = []
         for n, person in enumerate(people):
             user = User(
@@ -602,6 +618,37 @@ def main() -> int:
     finally:
         for server in servers:
             server.stop()
+    return elapsed, client_cpu
+
+
+def show_invariants(url: str, record: Record) -> list[str]:
+    """Check every consult in the database, print the outcome; the problems found."""
+    problems, totals = check_invariants(url, record)
+    by_status = ", ".join(f"{s} {n}" for s, n in sorted(totals["by_status"].items()))
+    print()
+    print(f"consults: {totals['consults']} ({by_status}); events: {totals['events']}")
+    if problems:
+        print(f"invariants: {len(problems)} broken")
+        for problem in problems[:30]:
+            print(f"  {problem}")
+    else:
+        print("invariants: all hold")
+    return problems
+
+
+def main() -> int:
+    args = parse_args()
+    url = args.database_url
+    benchdb.ensure_database(url)
+    benchdb.reset_schema(url)
+    benchdb.migrate(url)
+    people = seed(url, args.users)
+    logdir = Path(tempfile.mkdtemp(prefix="broker-load-"))
+    servers = load_servers(args, logdir)
+    announce(args, people)
+    record = Record()
+    children_before = children_cpu()
+    elapsed, client_cpu = run_users(args, people, servers, record)
     servers_cpu = children_cpu() - children_before
 
     print()
@@ -613,23 +660,13 @@ def main() -> int:
     for kind, status, text in record.failures[:10]:
         print(f"  {kind}: {status} {text}")
     print(
-        f"CPU: the {users} users {client_cpu:.0f} s, the {PROCESSES} servers "
+        f"CPU: the {args.users} users {client_cpu:.0f} s, the {PROCESSES} servers "
         f"{servers_cpu:.0f} s (with their start), of {elapsed * os.cpu_count():.0f} s "
         f"on {os.cpu_count()} cores; PostgreSQL and Redis not counted"
     )
     tracebacks = sum(len(server.tracebacks()) for server in servers)
     print(f"tracebacks in the server logs: {tracebacks}")
-
-    problems, totals = check_invariants(url, record)
-    by_status = ", ".join(f"{s} {n}" for s, n in sorted(totals["by_status"].items()))
-    print()
-    print(f"consults: {totals['consults']} ({by_status}); events: {totals['events']}")
-    if problems:
-        print(f"invariants: {len(problems)} broken")
-        for problem in problems[:30]:
-            print(f"  {problem}")
-    else:
-        print("invariants: all hold")
+    problems = show_invariants(url, record)
     failed = server_errors or failures or problems or tracebacks
     if failed:
         print(f"server logs kept in {logdir}")

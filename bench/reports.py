@@ -447,8 +447,8 @@ def plan_summary(lines: list[str]) -> list[str]:
 # --- one database ----------------------------------------------------------------
 
 
-def run_database(name: str, url: str, repeat: int, info: dict) -> dict:
-    app = create_app(
+def bench_app(url: str):
+    return create_app(
         {
             "DATABASE_URL": url,
             "SECRET_KEY": "bench",
@@ -456,17 +456,62 @@ def run_database(name: str, url: str, repeat: int, info: dict) -> dict:
             "PASSWORD_HASH_METHOD": "scrypt:1024:8:1",  # one user, set up once
         }
     )
+
+
+def limit_statements(engine) -> None:
+    """PostgreSQL: every new connection stops statements at STATEMENT_TIMEOUT_MS."""
+
+    @event.listens_for(engine, "connect")
+    def _timeout(dbapi_connection, record):
+        with dbapi_connection.cursor() as cursor:
+            cursor.execute(f"SET statement_timeout = {STATEMENT_TIMEOUT_MS}")
+        dbapi_connection.commit()
+
+
+def measure_database(admin, department, repeat: int, dialect: str) -> dict:
+    """The ranges, groupings, work_mem comparison and plans, with the load around them."""
+    load = load_average()
+    results = []
+    for label, days in RANGES:
+        results.append(measure_range(admin, department, label, days, repeat))
+        r = results[-1]
+        say(
+            f"  {label}: {r['row']['count']:,} consults; report median "
+            f"{r['report']['median']:.1f} ms, Python load median "
+            f"{r['python']['median']:.1f} ms"
+        )
+    groupings = measure_groupings(admin, department[1], repeat)
+    load_after = load_average()
+    work_mem = (
+        measure_work_mem(admin, department, repeat) if dialect == "postgresql" else []
+    )
+    plans = {label: plan(admin, department, days) for label, days in RANGES}
+    return {
+        "ranges": results,
+        "groupings": groupings,
+        "plans": plans,
+        "work_mem": work_mem,
+        "load": (load, load_after),
+    }
+
+
+def server_version(dialect: str) -> str:
+    version = db.session.scalar(
+        text(
+            "SELECT version()" if dialect == "postgresql" else "SELECT sqlite_version()"
+        )
+    )
+    db.session.rollback()
+    return version
+
+
+def run_database(name: str, url: str, repeat: int, info: dict) -> dict:
+    app = bench_app(url)
     with app.app_context():
         engine = db.engine
         dialect = engine.dialect.name
         if dialect == "postgresql":
-
-            @event.listens_for(engine, "connect")
-            def _timeout(dbapi_connection, record):
-                with dbapi_connection.cursor() as cursor:
-                    cursor.execute(f"SET statement_timeout = {STATEMENT_TIMEOUT_MS}")
-                dbapi_connection.commit()
-
+            limit_statements(engine)
         admin = report_admin()
         year = reports.Period(END - timedelta(days=DAYS), END)
         department = busiest_department(year)
@@ -476,32 +521,8 @@ def run_database(name: str, url: str, repeat: int, info: dict) -> dict:
             f"  {total:,} consults; busiest department: {department[1]} "
             f"({department[2]:,} consults in the year)"
         )
-        load = load_average()
-        results = []
-        for label, days in RANGES:
-            results.append(measure_range(admin, department, label, days, repeat))
-            r = results[-1]
-            say(
-                f"  {label}: {r['row']['count']:,} consults; report median "
-                f"{r['report']['median']:.1f} ms, Python load median "
-                f"{r['python']['median']:.1f} ms"
-            )
-        groupings = measure_groupings(admin, department[1], repeat)
-        load_after = load_average()
-        work_mem = (
-            measure_work_mem(admin, department, repeat)
-            if dialect == "postgresql"
-            else []
-        )
-        plans = {label: plan(admin, department, days) for label, days in RANGES}
-        version = db.session.scalar(
-            text(
-                "SELECT version()"
-                if dialect == "postgresql"
-                else "SELECT sqlite_version()"
-            )
-        )
-        db.session.rollback()
+        measured = measure_database(admin, department, repeat, dialect)
+        version = server_version(dialect)
         db.session.remove()
         engine.dispose()
     return {
@@ -509,12 +530,8 @@ def run_database(name: str, url: str, repeat: int, info: dict) -> dict:
         "dialect": dialect,
         "consults": total,
         "department": department,
-        "ranges": results,
-        "groupings": groupings,
-        "plans": plans,
-        "work_mem": work_mem,
+        **measured,
         "version": version,
-        "load": (load, load_after),
         **info,
     }
 
@@ -539,6 +556,17 @@ def load_average() -> str:
 
 
 def show(results: list[dict], repeat: int, loads_at: tuple) -> None:
+    show_reports(results, repeat)
+    show_groupings(results)
+    show_work_mem(results, repeat)
+    show_rows_and_plans(results)
+    show_preparation(results)
+    show_goals(results)
+    show_machine(results, loads_at)
+
+
+def show_reports(results: list[dict], repeat: int) -> None:
+    """The main table: each database and range, report vs Python load, against the goal."""
     say()
     say(
         "Department turnaround report, turnaround(admin, period, department=<busiest>,"
@@ -567,26 +595,30 @@ def show(results: list[dict], repeat: int, loads_at: tuple) -> None:
         ]
     ]
     for result in results:
-        goal = GOALS_MS[result["dialect"]]
-        for r in result["ranges"]:
-            rep, py = r["report"], r["python"]
-            rows.append(
-                [
-                    result["name"],
-                    f"{result['consults']:,}",
-                    result["department"][1],
-                    r["range"],
-                    f"{r['row']['count']:,}",
-                    f"{rep['median']:.1f}",
-                    f"{rep['max']:.1f}",
-                    f"{py['median']:.1f}",
-                    f"{py['max']:.1f}",
-                    f"x{py['median'] / rep['median']:.1f}",
-                    f"< {goal:.0f}",
-                    verdict(rep["median"], rep["max"], goal),
-                ]
-            )
+        rows += [report_row(result, r) for r in result["ranges"]]
     benchdb.table(rows)
+
+
+def report_row(result: dict, r: dict) -> list[str]:
+    goal = GOALS_MS[result["dialect"]]
+    rep, py = r["report"], r["python"]
+    return [
+        result["name"],
+        f"{result['consults']:,}",
+        result["department"][1],
+        r["range"],
+        f"{r['row']['count']:,}",
+        f"{rep['median']:.1f}",
+        f"{rep['max']:.1f}",
+        f"{py['median']:.1f}",
+        f"{py['max']:.1f}",
+        f"x{py['median'] / rep['median']:.1f}",
+        f"< {goal:.0f}",
+        verdict(rep["median"], rep["max"], goal),
+    ]
+
+
+def show_groupings(results: list[dict]) -> None:
     say()
     say("Informative: the same department, last 90 days, other groupings (ms):")
     rows = [["database", "group_by", "groups", "median", "min", "max"]]
@@ -603,6 +635,9 @@ def show(results: list[dict], repeat: int, loads_at: tuple) -> None:
                 ]
             )
     benchdb.table(rows)
+
+
+def show_work_mem(results: list[dict], repeat: int) -> None:
     for result in results:
         if not result["work_mem"]:
             continue
@@ -628,6 +663,9 @@ def show(results: list[dict], repeat: int, loads_at: tuple) -> None:
                 ]
             )
         benchdb.table(rows)
+
+
+def show_rows_and_plans(results: list[dict]) -> None:
     say()
     say("The report's row for the year (identical in the Python computation):")
     for result in results:
@@ -647,6 +685,9 @@ def show(results: list[dict], repeat: int, loads_at: tuple) -> None:
                 say(f"{result['name']}, {label}, {what}, {kind}:")
                 for line in plan_summary(lines) if postgres else lines:
                     say(f"    {line}")
+
+
+def show_preparation(results: list[dict]) -> None:
     say()
     say("Preparation:")
     for result in results:
@@ -662,6 +703,9 @@ def show(results: list[dict], repeat: int, loads_at: tuple) -> None:
             )
         else:
             say(f"  {result['name']}: reused (--reuse), generation not timed this run")
+
+
+def show_goals(results: list[dict]) -> None:
     for result in results:
         goal = GOALS_MS[result["dialect"]]
         for r in result["ranges"]:
@@ -671,6 +715,9 @@ def show(results: list[dict], repeat: int, loads_at: tuple) -> None:
                 f"Goal ({result['name']}, {r['range']}, < {goal:.0f} ms): {met}: "
                 f"median {rep['median']:.1f} ms, max {rep['max']:.1f} ms."
             )
+
+
+def show_machine(results: list[dict], loads_at: tuple) -> None:
     say()
     say("Machine:")
     for line in benchdb.machine():
@@ -692,7 +739,7 @@ def give_up(signum, frame):
     raise TimeoutError(f"the benchmark ran past its {TIME_LIMIT_S} s limit")
 
 
-def main() -> None:
+def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         description=__doc__.split("\n\n")[0],
         epilog="The PostgreSQL database is wiped. Use a dedicated one, e.g. "
@@ -727,7 +774,40 @@ def main() -> None:
         parser.error("name a dedicated database, such as broker_reportbench")
     if min(args.repeat, args.consults, args.sqlite_consults) < 1:
         parser.error("--repeat, --consults and --sqlite-consults must be at least 1")
+    return args
 
+
+def run_postgres(args: argparse.Namespace) -> dict:
+    url = args.database_url
+    say(f"PostgreSQL: {make_url(url).database}")
+    benchdb.ensure_database(url, unreachable_ok=True)
+    info = prepare(
+        url,
+        args.consults,
+        lambda: benchdb.reset_schema(url),
+        pg_history(url),
+        args.reuse,
+    )
+    info["vacuum_s"] = vacuum_analyze(url)
+    say(f"  VACUUM (ANALYZE) in {info['vacuum_s']:.1f} s")
+    return run_database("PostgreSQL", url, args.repeat, info)
+
+
+def run_sqlite(args: argparse.Namespace, sqlite_path: Path) -> dict:
+    sqlite_url = f"sqlite:///{sqlite_path}"
+    say(f"SQLite: {sqlite_path}")
+    info = prepare(
+        sqlite_url,
+        args.sqlite_consults,
+        lambda: sqlite_path.unlink(missing_ok=True),
+        sqlite_history(sqlite_path),
+        args.reuse,
+    )
+    return run_database("SQLite", sqlite_url, args.repeat, info)
+
+
+def main() -> None:
+    args = parse_args()
     signal.signal(signal.SIGALRM, give_up)
     signal.alarm(TIME_LIMIT_S)
     start_load = load_average()
@@ -737,30 +817,8 @@ def main() -> None:
     else:
         scratch = Path(tempfile.mkdtemp(prefix="reportbench-"))
         sqlite_path = scratch / "broker.sqlite"
-    sqlite_url = f"sqlite:///{sqlite_path}"
     try:
-        say(f"PostgreSQL: {make_url(url).database}")
-        benchdb.ensure_database(url, unreachable_ok=True)
-        info = prepare(
-            url,
-            args.consults,
-            lambda: benchdb.reset_schema(url),
-            pg_history(url),
-            args.reuse,
-        )
-        info["vacuum_s"] = vacuum_analyze(url)
-        say(f"  VACUUM (ANALYZE) in {info['vacuum_s']:.1f} s")
-        results = [run_database("PostgreSQL", url, args.repeat, info)]
-
-        say(f"SQLite: {sqlite_path}")
-        info = prepare(
-            sqlite_url,
-            args.sqlite_consults,
-            lambda: sqlite_path.unlink(missing_ok=True),
-            sqlite_history(sqlite_path),
-            args.reuse,
-        )
-        results.append(run_database("SQLite", sqlite_url, args.repeat, info))
+        results = [run_postgres(args), run_sqlite(args, sqlite_path)]
         end_load = load_average()
         show(results, args.repeat, (start_load, end_load))
     finally:

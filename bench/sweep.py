@@ -157,22 +157,15 @@ def pick(rng: random.Random, mix):
     return rng.choices([v for v, _ in mix], weights=[w for _, w in mix])[0]
 
 
-def consult_row(rng: random.Random, directory: dict, due: bool) -> dict:
-    """One consult row satisfying the CHECK constraints, due now or not.
+def timeline(rng: random.Random, status: Status, due: bool, minutes) -> tuple:
+    """(routed_at, answered_at, escalation level, level 1 rung, level 2 rung).
 
     Due: past its deadline, level 1 (or, for LEVEL2_SHARE, level 2) now due.
     Not due: its level 1 rung is in the future, or it is answered (no ladder).
     """
-    department_id = rng.choice(list(directory["members"]))
-    members = directory["members"][department_id]
-    urgency = pick(rng, URGENCY_MIX)
-    minutes = DEFAULT_MINUTES[urgency]
     step = timedelta(minutes=minutes.claim)  # level 1 → level 2: one claim interval
-    status = pick(rng, DUE_MIX if due else OPEN_MIX)
     level = 0
-    level1 = level2 = None
-    owner_id = claimed_at = answered_at = None
-
+    level1 = level2 = answered_at = None
     if status == Status.ANSWERED:
         answered_at = AT - timedelta(hours=rng.uniform(0.5, 70))
         routed_at = answered_at - timedelta(minutes=rng.uniform(5, minutes.answer))
@@ -189,6 +182,18 @@ def consult_row(rng: random.Random, directory: dict, due: bool) -> dict:
         routed_at = deadline - timedelta(minutes=allowed)
         level1 = None if level == 1 else deadline
         level2 = deadline + step
+    return routed_at, answered_at, level, level1, level2
+
+
+def consult_row(rng: random.Random, directory: dict, due: bool) -> dict:
+    """One consult row satisfying the CHECK constraints, due now or not (see timeline)."""
+    department_id = rng.choice(list(directory["members"]))
+    members = directory["members"][department_id]
+    urgency = pick(rng, URGENCY_MIX)
+    minutes = DEFAULT_MINUTES[urgency]
+    status = pick(rng, DUE_MIX if due else OPEN_MIX)
+    routed_at, answered_at, level, level1, level2 = timeline(rng, status, due, minutes)
+    owner_id = claimed_at = None
     claim_due_at = routed_at + timedelta(minutes=minutes.claim)
     answer_due_at = routed_at + timedelta(minutes=minutes.answer)
     if status != Status.PENDING:
@@ -485,6 +490,19 @@ def scan_lines(plan: list[str]) -> list[str]:
 
 
 def report(results: list[dict], repeat: int, loads: tuple[str, str]) -> None:
+    report_passes(results, repeat)
+    report_rungs(results, repeat)
+    report_plans(results[-1])
+    report_growth(results[0], results[-1])
+    print()
+    print("Machine:")
+    for line in machine():
+        print(f"  {line}")
+    print(f"  load average (1, 5, 15 min) at start: {loads[0]}; at end: {loads[1]}")
+
+
+def report_passes(results: list[dict], repeat: int) -> None:
+    """The main table: each scenario's pass, pushes sent, CPU and muted pass."""
     print()
     print(
         f"One sweep pass: sweep(at, 72 h) incl. its commit; median of {repeat} passes"
@@ -514,26 +532,30 @@ def report(results: list[dict], repeat: int, loads: tuple[str, str]) -> None:
             "min ms",
         ]
     ]
-    for r in results:
-        p, m, sent = r["pass"], r["muted"], r["pushed"]
-        rows.append(
-            [
-                r["name"],
-                f"{r['open']:,}",
-                f"{DUE:,}",
-                f"{r['notices']:,}",
-                f"{p['median']:.1f}",
-                f"{p['p90']:.1f}",
-                f"{p['max']:.1f}",
-                f"{p['min']:.1f}",
-                f"{sent['median']:.1f}",
-                f"{sent['max']:.1f}",
-                f"{r['cpu']:.1f}",
-                f"{m['median']:.1f}",
-                f"{m['min']:.1f}",
-            ]
-        )
+    rows += [pass_row(r) for r in results]
     benchdb.table(rows)
+
+
+def pass_row(r: dict) -> list[str]:
+    p, m, sent = r["pass"], r["muted"], r["pushed"]
+    return [
+        r["name"],
+        f"{r['open']:,}",
+        f"{DUE:,}",
+        f"{r['notices']:,}",
+        f"{p['median']:.1f}",
+        f"{p['p90']:.1f}",
+        f"{p['max']:.1f}",
+        f"{p['min']:.1f}",
+        f"{sent['median']:.1f}",
+        f"{sent['max']:.1f}",
+        f"{r['cpu']:.1f}",
+        f"{m['median']:.1f}",
+        f"{m['min']:.1f}",
+    ]
+
+
+def report_rungs(results: list[dict], repeat: int) -> None:
     print()
     print("Comparison: the pass's two rung UPDATE ... RETURNING statements alone,")
     print("using the rung indexes vs. with the index made unusable (full scan);")
@@ -551,7 +573,9 @@ def report(results: list[dict], repeat: int, loads: tuple[str, str]) -> None:
             ]
         )
     benchdb.table(rows)
-    big, small = results[-1], results[0]
+
+
+def report_plans(big: dict) -> None:
     print()
     print(f"Plans in scenario {big['name']} ({big['open']:,} open), EXPLAIN ANALYZE:")
     for scan_all, label in ((False, "as sweep() runs it"), (True, "index unusable")):
@@ -559,6 +583,10 @@ def report(results: list[dict], repeat: int, loads: tuple[str, str]) -> None:
             print(f"  rung {level}, {label}:")
             for line in scan_lines(plan):
                 print(f"    {line}")
+
+
+def report_growth(small: dict, big: dict) -> None:
+    """How the costs grow from the small scenario to the big one, and the goal."""
     print()
     for key, label in (
         ("pass", "pass"),
@@ -584,11 +612,6 @@ def report(results: list[dict], repeat: int, loads: tuple[str, str]) -> None:
         f"every push sent: median {big['pushed']['median']:.1f} ms, "
         f"max {big['pushed']['max']:.1f} ms)."
     )
-    print()
-    print("Machine:")
-    for line in machine():
-        print(f"  {line}")
-    print(f"  load average (1, 5, 15 min) at start: {loads[0]}; at end: {loads[1]}")
 
 
 def main() -> None:
