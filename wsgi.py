@@ -2,4 +2,7 @@
 
 from broker import create_app
 
-app = create_app()
+try:
+    app = create_app()
+except RuntimeError as error:  # a setting that stops the start: said in one line
+    raise SystemExit(f"Error: {error}") from None

@@ -249,3 +249,34 @@ def test_a_malformed_json_body_is_a_422_that_leaves_no_patient_data_in_the_log(
     assert_no_secrets(log)
     error = expect(response, 422)
     assert error["message"]
+
+
+def test_the_access_log_records_paths_without_their_query_strings(
+    hospital, live_server_process
+):
+    server = live_server_process
+    okafor = Api(server, hospital.okafor)
+    okafor.get("/api/consults", params={"status": "pending", "q": PATIENT_REFS[0]})
+    opened = requests.get(
+        server.url + "/socket.io/",
+        params={"EIO": "4", "transport": "polling"},
+        timeout=TIMEOUT,
+    )
+    sid = re.search(r'"sid":"([^"]+)"', opened.text)[1]
+    requests.post(  # a Socket.IO connect, refused: no credentials
+        server.url + "/socket.io/",
+        params={"EIO": "4", "transport": "polling", "sid": sid},
+        data="40",
+        timeout=TIMEOUT,
+    )
+    okafor.get("/api/me", params={"last": "1"})
+
+    log = settled_log(server, '"GET /api/me HTTP/1.1"')
+    assert (
+        '"GET /api/consults HTTP/1.1" 4' in log
+        or '"GET /api/consults HTTP/1.1" 2' in log
+    )
+    assert '"GET /socket.io/ HTTP/1.1"' in log
+    assert "?" not in "".join(line for line in log.splitlines() if "HTTP/1.1" in line)
+    assert sid not in log
+    assert_no_secrets(log)

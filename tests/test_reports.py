@@ -670,3 +670,23 @@ def test_window_ranks_give_exactly_percentile_cont(app, many, hospital, monkeypa
     monkeypatch.setattr(reports, "ORDERED_SET_DIALECTS", set())
     for group_by in reports.GROUPINGS:
         assert rows(hospital.admin, group_by=group_by, **period) == with_cont[group_by]
+
+
+@pytest.mark.parametrize("start", ["=", "+", "-", "@", "＝", "＋", "－", "＠"])
+def test_text_a_spreadsheet_would_run_as_a_formula_is_quoted_in_csv(
+    hospital, make_caller, new_consult, start
+):
+    """The consultant's name is the only free text of a report: it could be a formula."""
+    name = start + 'HYPERLINK("https://evil.example","x")'
+    consultant = make_caller("formula@h.test", name, {"radiology": False})
+    consult = new_consult()
+    assert consultant.post(f"/api/consults/{consult['id']}/claim").status_code == 200
+
+    response = hospital.admin.get(
+        "/api/reports/turnaround",
+        query_string={"group_by": "consultant", "format": "csv"},
+    )
+
+    cells = [row[0] for row in csv.reader(io.StringIO(response.get_data(as_text=True)))]
+    assert "'" + name in cells
+    assert name not in cells

@@ -15,17 +15,19 @@ from broker.web.views import _department_or_404, _user
 DEFAULT_DAYS = 90
 
 
+def _day(name: str, default: date) -> date:
+    try:
+        return local_time.within_range(date.fromisoformat(request.args.get(name, "")))
+    except ValueError:
+        return default
+
+
 def _period() -> tuple[date, date]:
-    """?from=YYYY-MM-DD&to=YYYY-MM-DD, inclusive days; default the last 90 days."""
+    """?from=YYYY-MM-DD&to=YYYY-MM-DD, inclusive days; default the last 90 days.
+    Days beyond what can be held are brought back to the first or last that can."""
     today = local_time.today()
-    try:
-        start = date.fromisoformat(request.args.get("from", ""))
-    except ValueError:
-        start = today - timedelta(days=DEFAULT_DAYS - 1)
-    try:
-        end = date.fromisoformat(request.args.get("to", ""))
-    except ValueError:
-        end = today
+    start = _day("from", today - timedelta(days=DEFAULT_DAYS - 1))
+    end = _day("to", today)
     return (start, end) if start <= end else (end, start)
 
 

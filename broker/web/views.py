@@ -314,7 +314,7 @@ def notifications():
 def notifications_read_all():
     if forms.ActionForm().validate_on_submit():
         mark_all_read(_user())
-    return redirect(request.referrer or url_for("web.notifications"))
+    return redirect(url_for("web.notifications"))  # never an unchecked Referer
 
 
 @web.get("/oncall")
@@ -419,8 +419,8 @@ def department_add_shift(slug):
                 department,
                 db.session.get(User, form.user_id.data),
                 form.role.data,
-                local_time.typed(form.starts_at.data),
-                local_time.typed(form.ends_at.data),
+                local_time.typed(form.starts_at.data, "starts_at"),
+                local_time.typed(form.ends_at.data, "ends_at"),
             )
         except Invalid as error:
             show_errors(form, error)
