@@ -69,6 +69,8 @@ def _failures(account: str) -> int:
     Storage out of reach (Redis down, before Flask-Limiter falls back to memory) must
     not stop anyone signing in: then nothing is known, and nothing slows.
     """
+    if not limiter.enabled:
+        return 0
     _, counter = _slow_down_limit()
     try:
         stats = limiter.limiter.get_window_stats(counter, "sign-in-failures", account)
@@ -79,6 +81,8 @@ def _failures(account: str) -> int:
 
 
 def _count_failure(account: str) -> None:
+    if not limiter.enabled:
+        return
     _, counter = _slow_down_limit()
     try:
         limiter.limiter.hit(counter, "sign-in-failures", account)

@@ -120,3 +120,18 @@ def test_make_serve_runs_the_api_and_live_pushes_on_gevent(served):
     assert "Traceback" not in log
     assert '"GET /api/consults" 200' in log
     assert "page_size" not in log
+
+
+def test_make_serve_without_a_secret_key_refuses_to_start_saying_so(tmp_path):
+    env = {**os.environ, "DATABASE_URL": f"sqlite:///{tmp_path / 'serve.db'}"}
+    for name in ("SECRET_KEY", "FLASK_DEBUG"):
+        env.pop(name, None)
+
+    refused = subprocess.run(
+        ["make", "--no-print-directory", "serve", f"PORT={free_port()}"],
+        cwd=ROOT, env=env, capture_output=True, text=True, timeout=WAIT,
+    )  # fmt: skip
+
+    assert refused.returncode != 0
+    assert "Error: SECRET_KEY is not set" in refused.stderr
+    assert not (tmp_path / "serve.db").exists()
