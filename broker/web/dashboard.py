@@ -8,18 +8,24 @@ from flask_login import login_required
 from broker import reports
 from broker.consults import access
 from broker.consults.errors import NotAllowed
+from broker.consults.limits import INSTANT
 from broker.web import local_time, web
 from broker.web.charts import bar_chart, line_chart
 from broker.web.views import _department_or_404, _user
 
 DEFAULT_DAYS = 90
+# The days whose start, on any clock, is an instant taken (limits.INSTANT): a day asked
+# for beyond them is brought back to the first or last of them.
+FIRST_DAY = (INSTANT.earliest + timedelta(days=1)).date()
+LAST_DAY = (INSTANT.latest - timedelta(days=2)).date()
 
 
 def _day(name: str, default: date) -> date:
     try:
-        return local_time.within_range(date.fromisoformat(request.args.get(name, "")))
+        day = date.fromisoformat(request.args.get(name, ""))
     except ValueError:
         return default
+    return min(max(day, FIRST_DAY), LAST_DAY)
 
 
 def _period() -> tuple[date, date]:

@@ -12,7 +12,6 @@ from zoneinfo import ZoneInfo
 from flask import current_app
 
 from broker import clock
-from broker.consults.errors import Invalid
 
 
 @lru_cache
@@ -32,25 +31,9 @@ def shown(instant: datetime | None, fmt: str = "%d %b %H:%M") -> str:
     return f"{local.strftime(fmt)} {local.tzname()}"
 
 
-# The days a page takes: those whose every instant, on any clock, is one the API takes
-# too (1900 to 9998 in UTC). A later or earlier one is brought back to them (a
-# dashboard's period) or refused (a shift).
-FIRST_DAY = date(1900, 1, 2)
-LAST_DAY = date(9998, 12, 30)
-OUT_OF_RANGE = "A time from 1900 to 9998."
-
-
-def within_range(day: date) -> date:
-    return min(max(day, FIRST_DAY), LAST_DAY)
-
-
-def typed(wall_clock: datetime | None, field: str) -> datetime | None:
+def typed(wall_clock: datetime | None) -> datetime | None:
     """A time typed on a page (no zone: the hospital's clock) as an aware instant."""
-    if not wall_clock:
-        return None
-    if not FIRST_DAY <= wall_clock.date() <= LAST_DAY:
-        raise Invalid(field, OUT_OF_RANGE)
-    return wall_clock.replace(tzinfo=zone())
+    return wall_clock.replace(tzinfo=zone()) if wall_clock else None
 
 
 def today() -> date:

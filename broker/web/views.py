@@ -419,8 +419,8 @@ def department_add_shift(slug):
                 department,
                 db.session.get(User, form.user_id.data),
                 form.role.data,
-                local_time.typed(form.starts_at.data, "starts_at"),
-                local_time.typed(form.ends_at.data, "ends_at"),
+                local_time.typed(form.starts_at.data),
+                local_time.typed(form.ends_at.data),
             )
         except Invalid as error:
             show_errors(form, error)
