@@ -3,9 +3,11 @@
 import hashlib
 import secrets
 from datetime import timedelta
+from functools import lru_cache
 
 from flask import current_app
 from sqlalchemy import func, select
+from werkzeug.security import check_password_hash, generate_password_hash
 
 from broker import clock
 from broker.consults.deadlines import default_policies
@@ -41,11 +43,24 @@ def create_user(email: str, name: str, password: str, is_admin: bool = False) ->
     return user
 
 
+@lru_cache
+def _dummy_hash(method: str) -> str:
+    """A hash no password matches, made with the method (and cost) real ones use."""
+    return generate_password_hash(secrets.token_hex(16), method=method)
+
+
 def authenticate(email: str, password: str) -> User | None:
+    """The user with this e-mail and password, or None.
+
+    An unknown e-mail is checked against a dummy hash of the same cost, so the time
+    taken does not tell which e-mails have accounts.
+    """
     user = user_by_email(email)
-    if user is None or not user.check_password(password or ""):
+    if user is None:
+        method = current_app.config["PASSWORD_HASH_METHOD"]
+        check_password_hash(_dummy_hash(method), password or "")
         return None
-    return user
+    return user if user.check_password(password or "") else None
 
 
 def department_by_slug(slug: str) -> Department:

@@ -82,14 +82,31 @@ def connect(auth=None):
         join_room(room)
 
 
+# The largest id a consult can have (the column's range); beyond it there is none.
+MAX_CONSULT_ID = 2**31 - 1
+NO_SUCH_CONSULT = {"ok": False, "error": "No such consult."}
+
+
+def _consult_id(data) -> int | None:
+    """The event's {"consult_id": <id>}, or None for anything else (missing, not a
+    whole number, out of range): answered with an error, never raised."""
+    consult_id = data.get("consult_id") if isinstance(data, dict) else None
+    if type(consult_id) is not int or not 1 <= consult_id <= MAX_CONSULT_ID:
+        return None
+    return consult_id
+
+
 @socketio.on("watch")
-def watch(data):
+def watch(data=None):
     """Join one consult's room; answers the consult, or a refusal if it may not be seen."""
     user = _connected_user()
+    consult_id = _consult_id(data)
+    if user is None or consult_id is None:
+        return NO_SUCH_CONSULT
     try:
-        consult = visible_consult(user, int(data["consult_id"]))
-    except (NotFound, KeyError, TypeError, ValueError):
-        return {"ok": False, "error": "No such consult."}
+        consult = visible_consult(user, consult_id)
+    except NotFound:
+        return NO_SUCH_CONSULT
     join_room(consult_room(consult.id))
     answer = {"ok": True, "consult": consult_schema.dump(consult)}
     record_read(consult, user, "live")
@@ -97,11 +114,11 @@ def watch(data):
 
 
 @socketio.on("unwatch")
-def unwatch(data):
-    try:
-        leave_room(consult_room(int(data["consult_id"])))
-    except (KeyError, TypeError, ValueError):
-        return {"ok": False}
+def unwatch(data=None):
+    consult_id = _consult_id(data)
+    if consult_id is None:
+        return NO_SUCH_CONSULT
+    leave_room(consult_room(consult_id))
     return {"ok": True}
 
 

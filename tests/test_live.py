@@ -739,3 +739,34 @@ def test_a_claim_through_one_process_reaches_a_client_of_another_within_a_second
     pushed = okafor.wait_for(consult_event(consult["id"], status="claimed"))
     assert pushed.data == without_timeline(response.json())
     assert pushed.at - responded < 1.0
+
+
+# --- absurd or missing data is answered, never raised -------------------------------
+
+
+def test_watch_with_absurd_or_missing_data_is_answered_with_an_error(
+    hospital, api, live, live_server_process
+):
+    consult = api.new_consult(hospital.patel)
+    screen = live(hospital.castillo)
+    refusal = {"ok": False, "error": "No such consult."}
+
+    for event in ("watch", "unwatch"):
+        for data in (
+            {"consult_id": 2**70},
+            {"consult_id": -1},
+            {"consult_id": 0},
+            {"consult_id": str(consult["id"])},
+            {"consult_id": 1.5},
+            {"consult_id": True},
+            {"consult_id": None},
+            {},
+            "watch everything",
+            [consult["id"]],
+        ):
+            answer = screen.client.call(event, data, timeout=WAIT)
+            assert answer == refusal, (event, data)
+        assert screen.client.call(event, timeout=WAIT) == refusal, event
+
+    assert screen.watch(consult["id"])["ok"] is True
+    assert "Traceback" not in live_server_process.log()

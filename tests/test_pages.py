@@ -341,3 +341,83 @@ def test_the_queue_lists_stat_then_urgent_then_routine_each_by_deadline(
     shown = [int(i) for i in re.findall(r'data-consult-id="(\d+)"', page.text)]
     assert shown == [ids[3], ids[1], ids[4], ids[2], ids[0]]
     assert shown not in (ids, by_deadline)  # neither the order made nor deadlines only
+
+
+# --- bad input and hardening (issue 13) ----------------------------------------------
+
+
+@pytest.mark.parametrize("zone", ["UTC", "America/New_York", "Pacific/Kiritimati"])
+@pytest.mark.parametrize(
+    "query",
+    [
+        {"from": "9999-12-31"},
+        {"to": "9999-12-31"},
+        {"from": "9999-12-31", "to": "9999-12-31"},
+        {"from": "0001-01-01", "to": "0001-01-01"},
+        {"from": "0001-01-01", "to": "9999-12-31"},
+    ],
+)
+def test_a_dashboard_for_far_dates_is_a_page_not_an_error(
+    app, hospital, browser, query, zone
+):
+    app.config["HOSPITAL_TIME_ZONE"] = zone
+    sign_in(browser, "okafor@h.test")
+
+    response = browser.get("/departments/radiology/dashboard", query_string=query)
+
+    assert response.status_code == 200
+
+
+@pytest.mark.parametrize("zone", ["UTC", "America/New_York", "Pacific/Kiritimati"])
+@pytest.mark.parametrize(
+    "starts_at, ends_at",
+    [
+        ("9999-12-31T22:00", "9999-12-31T23:59"),
+        ("0001-01-01T00:00", "0001-01-01T08:00"),
+    ],
+)
+def test_a_shift_at_far_dates_is_refused_on_the_page(
+    app, hospital, browser, zone, starts_at, ends_at
+):
+    app.config["HOSPITAL_TIME_ZONE"] = zone
+    sign_in(browser, "okafor@h.test")
+    settings = browser.get("/departments/radiology/settings").text
+
+    response = browser.post(
+        "/departments/radiology/shifts",
+        data={"csrf_token": csrf_token(settings),
+              "shift-user_id": str(hospital.castillo.user_id), "shift-role": "primary",
+              "shift-starts_at": starts_at, "shift-ends_at": ends_at},
+    )  # fmt: skip
+
+    assert response.status_code == 422
+    assert "1900" in response.text
+    assert hospital.okafor.get("/api/departments/radiology/shifts").json == []
+
+
+def test_marking_all_read_returns_to_this_sites_page_whatever_the_referer(
+    hospital, browser
+):
+    sign_in(browser, "castillo@h.test")
+    page = browser.get("/notifications").text
+
+    response = browser.post(
+        "/notifications/read-all",
+        data={"csrf_token": csrf_token(page)},
+        headers={"Referer": "https://evil.example/phish"},
+    )
+
+    assert response.status_code == 302
+    assert response.headers["Location"] == "/notifications"
+
+
+def test_socketio_answers_carry_the_security_headers_and_are_never_cached(client):
+    response = client.get(
+        "/socket.io/", query_string={"EIO": "4", "transport": "polling"}
+    )
+
+    assert response.status_code == 200
+    assert response.headers["Cache-Control"] == "no-store"
+    assert response.headers["X-Content-Type-Options"] == "nosniff"
+    assert "default-src 'self'" in response.headers["Content-Security-Policy"]
+    assert response.headers["X-Frame-Options"] == "DENY"

@@ -324,7 +324,7 @@ def notifications():
 def notifications_read_all():
     if forms.ActionForm().validate_on_submit():
         mark_all_read(_user())
-    return redirect(request.referrer or url_for("web.notifications"))
+    return redirect(url_for("web.notifications"))  # never an unchecked Referer
 
 
 @web.get("/oncall")
