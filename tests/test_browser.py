@@ -544,15 +544,20 @@ def test_the_alerts_menu_stays_on_a_phone_screen(hospital, new_consult, open_con
     assert box["x"] + box["width"] <= PHONE["width"], box
 
 
-def test_a_live_update_keeps_an_open_form_and_what_was_typed(
-    hospital, new_consult, open_context, live_server_process
-):
-    consult = new_consult()
-    path = f"/consults/{consult['id']}"
+def owners_page(hospital, new_consult, open_context) -> tuple[Page, str]:
+    """Castillo's open page of a consult he has claimed (live), and its path."""
+    path = f"/consults/{new_consult()['id']}"
     assert hospital.castillo.post(f"/api{path}/claim").status_code == 200
     page = sign_in(open_context(), "castillo@h.test")
     page.goto(path)
     live(page)
+    return page, path
+
+
+def test_a_live_update_keeps_an_open_form_and_what_was_typed(
+    hospital, new_consult, open_context, live_server_process
+):
+    page, path = owners_page(hospital, new_consult, open_context)
     page.fill('[name="answer-body"]', "Draft answer, half written")
     page.get_by_text("Hand off to a colleague").click()
     page.fill('[name="handoff-note"]', "Draft handoff note")
@@ -771,12 +776,7 @@ def test_an_owner_whose_consult_is_taken_sees_it_live_and_keeps_what_they_typed(
     hospital, new_consult, open_context, live_server_process, action, body, words
 ):
     """SPEC rule 7: the chief reassigns or redirects the consult Castillo is answering."""
-    consult = new_consult()
-    path = f"/consults/{consult['id']}"
-    assert hospital.castillo.post(f"/api{path}/claim").status_code == 200
-    page = sign_in(open_context(), "castillo@h.test")
-    page.goto(path)
-    live(page)
+    page, path = owners_page(hospital, new_consult, open_context)
     draft = "No drainable collection; the fluid is reactive.\nSecond line of my answer."
     page.fill('[name="answer-body"]', draft)
 
