@@ -266,17 +266,17 @@ def _render_consult(
 @web.get("/consults/<id:consult_id>")
 @login_required
 def consult_page(consult_id):
-    consult = _consult_or_404(consult_id)
-    if _fragment():
-        return _render_consult(consult)
-    user = _user()
-    alerts = mark_read_for_consult(user, consult)
-    unsent = session.pop("unsent", None)
-    page = _render_consult(
-        consult,
-        alerts=alerts,
-        unsent=unsent["texts"] if unsent and unsent["consult"] == consult.id else None,
-    )
+    consult, user = _consult_or_404(consult_id), _user()
+    if _fragment():  # a live refresh: it reads the consult, not the alerts
+        page = _render_consult(consult)
+    else:
+        alerts = mark_read_for_consult(user, consult)
+        unsent = session.pop("unsent", None)
+        if unsent and unsent["consult"] != consult.id:
+            unsent = None
+        page = _render_consult(
+            consult, alerts=alerts, unsent=unsent and unsent["texts"]
+        )
     record_read(consult, user, "page")
     return page
 
