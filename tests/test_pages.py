@@ -89,7 +89,7 @@ def test_a_claim_through_the_page_makes_the_consultant_owner(
     assert consult["owner"]["id"] == hospital.castillo.user_id
 
 
-def test_a_refused_page_action_says_why_and_changes_nothing(
+def test_a_refused_page_action_says_who_may_and_returns_to_the_consult_with_the_text(
     hospital, browser, new_consult
 ):
     consult_id = new_consult()["id"]
@@ -104,9 +104,60 @@ def test_a_refused_page_action_says_why_and_changes_nothing(
         data={"answer-csrf_token": token, "answer-body": "I am only covering."},
     )
 
+    assert response.status_code == 303
+    assert response.headers["Location"] == f"/consults/{consult_id}"
+    shown = browser.get(response.headers["Location"])
+    assert shown.status_code == 200
+    assert "Only the owner, Dr Nguyen, may answer this consult." in shown.text
+    assert "Your unsent text" in shown.text
+    assert ">I am only covering.</textarea>" in shown.text
+    assert hospital.patel.get(f"/api/consults/{consult_id}").json == before
+    # Shown once: the next visit is the consult as it is.
+    assert "I am only covering." not in browser.get(f"/consults/{consult_id}").text
+
+
+def test_a_refused_long_text_is_shown_at_once_on_the_consults_page(
+    hospital, browser, new_consult
+):
+    """Too long for the session cookie: the refusal is the consult's page itself,
+    with the text, and the page puts its own address back in the address bar."""
+    consult_id = new_consult()["id"]
+    hospital.nguyen.post(f"/api/consults/{consult_id}/claim")
+    sign_in(browser, "castillo@h.test")
+    token = csrf_token(browser.get(f"/consults/{consult_id}").text)
+    answer = "LONG-KEPT " + "a" * 5_000
+
+    response = browser.post(
+        f"/consults/{consult_id}/answer",
+        data={"answer-csrf_token": token, "answer-body": answer},
+    )
+
     assert response.status_code == 403
     assert "Only the owner, Dr Nguyen, may answer this consult." in response.text
-    assert hospital.patel.get(f"/api/consults/{consult_id}").json == before
+    assert f">{answer}</textarea>" in response.text
+    assert f'data-page-url="/consults/{consult_id}"' in response.text
+
+
+def test_opening_a_consult_reads_that_persons_alerts_about_it(
+    hospital, browser, new_consult
+):
+    offered, other = new_consult()["id"], new_consult()["id"]
+    for consult_id in (offered, other):
+        hospital.castillo.post(f"/api/consults/{consult_id}/claim")
+        offer = {"to_user_id": hospital.nguyen.user_id, "note": "Yours?"}
+        hospital.castillo.post(f"/api/consults/{consult_id}/handoff", json=offer)
+    unread = hospital.nguyen.get("/api/notifications?unread=true").json
+    assert sorted(n["consult_id"] for n in unread) == sorted([offered, other])
+    sign_in(browser, "nguyen@h.test")
+
+    page = browser.get(f"/consults/{offered}")
+
+    assert page.status_code == 200
+    unread = hospital.nguyen.get("/api/notifications?unread=true").json
+    assert [n["consult_id"] for n in unread] == [other]
+    # The badge counts what is left; the alert just read is said on the page.
+    assert re.search(r'id="unread-count"[^>]*>\s*1\s*<', page.text)
+    assert "Dr Castillo offers you" in page.text
 
 
 def test_an_answer_form_with_an_error_keeps_nothing_lost(

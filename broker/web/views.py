@@ -5,6 +5,7 @@ give); a form with errors is shown again with what was typed. Pages that
 update live render a fragment of themselves when asked with ?fragment=1.
 """
 
+import json
 import uuid
 from datetime import timedelta
 
@@ -26,7 +27,11 @@ from broker.consults import access, actions, oncall, registry
 from broker.consults.audit import record_read
 from broker.consults.deadlines import PARTS, Minutes, check_policy, set_policy
 from broker.consults.errors import Conflict, DomainError, Invalid, NotFound
-from broker.consults.notifications import inbox, mark_all_read
+from broker.consults.notifications import (
+    inbox,
+    mark_all_read,
+    mark_read_for_consult,
+)
 from broker.consults.queries import (
     ConsultFilter,
     department_queue,
@@ -243,7 +248,10 @@ def action_forms(consult: Consult, failed: tuple | None = None) -> list[tuple]:
     return made
 
 
-def _render_consult(consult: Consult, failed: tuple | None = None, status: int = 200):
+def _render_consult(
+    consult: Consult, failed: tuple | None = None, status: int = 200, **shown
+):
+    """The consult page; `shown` adds `unsent` (texts a refusal kept) or `alerts`."""
     template = "_consult.html" if _fragment() else "consult.html"
     return render_template(
         template,
@@ -251,16 +259,46 @@ def _render_consult(consult: Consult, failed: tuple | None = None, status: int =
         events=timeline(consult),
         actions=action_forms(consult, failed),
         members=access.members_of(consult.department),
+        **shown,
     ), status
 
 
 @web.get("/consults/<id:consult_id>")
 @login_required
 def consult_page(consult_id):
-    consult = _consult_or_404(consult_id)
-    page = _render_consult(consult)
-    record_read(consult, _user(), "page")
+    consult, user = _consult_or_404(consult_id), _user()
+    if _fragment():  # a live refresh: it reads the consult, not the alerts
+        page = _render_consult(consult)
+    else:
+        alerts = mark_read_for_consult(user, consult)
+        unsent = session.pop("unsent", None)
+        if unsent and unsent["consult"] != consult.id:
+            unsent = None
+        page = _render_consult(
+            consult, alerts=alerts, unsent=unsent and unsent["texts"]
+        )
+    record_read(consult, user, "page")
     return page
+
+
+# A refused form's text rides to the consult's page in the session cookie when it is
+# this small as JSON (a cookie holds about 4 kB); a longer one is shown at once instead.
+UNSENT_IN_SESSION_MAX = 1_500
+
+
+def _refused(consult: Consult, action, form, message: str, status: int):
+    """Back to the consult's page with why, and what was typed shown as unsent text."""
+    flash(message, "error")
+    texts = [
+        [form[f.key].label.text, form[f.key].data]
+        for f in action.inputs
+        if isinstance(form[f.key].data, str) and form[f.key].data.strip()
+    ]
+    if len(json.dumps(texts)) <= UNSENT_IN_SESSION_MAX:
+        if texts:
+            session["unsent"] = {"consult": consult.id, "texts": texts}
+        return redirect(url_for("web.consult_page", consult_id=consult.id), 303)
+    return _render_consult(consult, status=status, unsent=texts)
 
 
 def show_errors(form, error: Invalid, field_named=lambda key: key) -> bool:
@@ -294,18 +332,19 @@ def consult_action(consult_id, name):
     form = forms.action_form(action, consult, user, formdata=request.form)
     verdict = action.may(user, consult)
     if not verdict:
-        flash(verdict.reason, "error")
-        return _render_consult(consult, status=status_of(verdict.refusal))
+        return _refused(
+            consult, action, form, verdict.reason, status_of(verdict.refusal)
+        )
     if not form.validate_on_submit():
         return _render_consult(consult, (name, form), 422)
     try:
         registry.perform(name, consult, user, forms.action_input(action, form))
     except DomainError as error:
-        if not (isinstance(error, Invalid) and show_errors(form, error)):
-            flash(error.message, "error")
         db.session.expire_all()
         consult = _consult_or_404(consult_id)
-        return _render_consult(consult, (name, form), status_of(error))
+        if isinstance(error, Invalid) and show_errors(form, error):
+            return _render_consult(consult, (name, form), status_of(error))
+        return _refused(consult, action, form, error.message, status_of(error))
     flash(action.done)
     if not access.can_see(user, consult):
         return redirect(url_for("web.home"))
