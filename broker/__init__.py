@@ -24,6 +24,7 @@ from broker.extensions import (
     rest_api,
     socketio,
 )
+from broker.live_clients import client_manager
 from broker.models import render_for_migrations
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -98,8 +99,9 @@ def create_app(overrides: dict | None = None) -> Flask:
     rest_api.init_app(app)
     socketio.init_app(
         app,
-        message_queue=app.config["REDIS_URL"] or None,
-        channel=app.config["SOCKETIO_CHANNEL"],
+        client_manager=client_manager(
+            app.config["REDIS_URL"], app.config["SOCKETIO_CHANNEL"]
+        ),
         async_mode=app.config["SOCKETIO_ASYNC_MODE"],
     )
     app.wsgi_app = LiveSecurityHeaders(app.wsgi_app)

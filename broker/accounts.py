@@ -9,7 +9,7 @@ from flask import current_app
 from sqlalchemy import func, select
 from werkzeug.security import check_password_hash, generate_password_hash
 
-from broker import clock
+from broker import clock, sessions
 from broker.consults.deadlines import default_policies
 from broker.consults.errors import Conflict, Invalid, NotFound
 from broker.extensions import db
@@ -118,14 +118,20 @@ def _token_record(token: str) -> ApiToken | None:
     )
 
 
+def valid_token(token: str) -> ApiToken | None:
+    """The token's record, unless it is unknown, expired or revoked."""
+    record = _token_record(token)
+    return record if record is not None and record.valid else None
+
+
 def user_for_token(token: str) -> User | None:
     """The token's user, unless it is unknown, expired or revoked."""
-    record = _token_record(token)
-    return record.user if record is not None and record.valid else None
+    record = valid_token(token)
+    return record.user if record is not None else None
 
 
 def revoke_token(token: str) -> None:
+    """Revoke the token; its sockets are disconnected (broker/sessions.py)."""
     record = _token_record(token)
     if record is not None and record.revoked_at is None:
-        record.revoked_at = clock.now()
-        db.session.commit()
+        sessions.end_token(record)

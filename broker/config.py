@@ -98,9 +98,15 @@ class Config:
         "security": [{"bearerAuth": []}],
     }
 
-    # Browser sessions end after this many minutes without a page request.
+    # Browser sessions (kept on the server: broker/sessions.py) end after this many
+    # minutes without a page request, and this many hours after signing in, whatever.
     SESSION_IDLE_MINUTES = int(os.environ.get("SESSION_IDLE_MINUTES", "15"))
-    PERMANENT_SESSION_LIFETIME = 60 * SESSION_IDLE_MINUTES
+    SESSION_ABSOLUTE_HOURS = int(os.environ.get("SESSION_ABSOLUTE_HOURS", "12"))
+    PERMANENT_SESSION_LIFETIME = 3600 * SESSION_ABSOLUTE_HOURS
+    # A process checks the credentials of its open sockets this often (expiry has no event).
+    LIVE_CREDENTIAL_CHECK_SECONDS = float(
+        os.environ.get("LIVE_CREDENTIAL_CHECK_SECONDS", "5")
+    )
 
     # Send the session cookie back only when the session changed: a live refresh in flight
     # must not put back a cookie that an action's answer has since replaced.

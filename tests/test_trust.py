@@ -67,11 +67,16 @@ def test_each_read_of_a_consult_is_in_its_access_log_for_the_chief(
     ]
 
 
-def test_listing_consults_is_not_a_read_of_their_details(hospital, new_consult):
+def test_a_list_of_consults_is_in_the_access_log_of_each_consult_listed(
+    hospital, new_consult
+):
     consult_id = new_consult()["id"]
     hospital.castillo.get("/api/consults")
 
-    assert hospital.admin.get(f"/api/consults/{consult_id}/access-log").json == []
+    log = hospital.admin.get(f"/api/consults/{consult_id}/access-log").json
+    assert [(e["user"]["id"], e["via"]) for e in log] == [
+        (hospital.castillo.user_id, "api-list")
+    ]
 
 
 def test_only_its_chiefs_and_admins_see_who_read_a_consult(hospital, new_consult):

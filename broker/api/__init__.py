@@ -31,9 +31,12 @@ def register_api(app: Flask, api: Api) -> None:
     app.url_map.converters["id"] = IdConverter
     app.url_map.converters["slug"] = SlugConverter
     from broker.api.accounts import departments, me, tokens
+    from broker.api.audit import blp as audit
     from broker.api.consults import consults_blueprint
     from broker.api.coverage import coverage, notifications
     from broker.api.reports import blp as reports
+    from broker.api.sessions import blp as sessions
+    from broker.api.sessions import users
 
     for blueprint in (
         tokens,
@@ -43,6 +46,9 @@ def register_api(app: Flask, api: Api) -> None:
         consults_blueprint(),
         notifications,
         reports,
+        sessions,
+        users,
+        audit,
     ):
         # The API takes bearer tokens for every change, never the session: no CSRF to guard.
         csrf.exempt(blueprint)

@@ -13,18 +13,19 @@ from flask import (
     abort,
     current_app,
     flash,
+    g,
     redirect,
     render_template,
     request,
     session,
     url_for,
 )
-from flask_login import current_user, login_required, login_user, logout_user
+from flask_login import current_user, login_required, logout_user
 from sqlalchemy import func, select
 
-from broker import accounts, clock
+from broker import accounts, clock, sessions
 from broker.consults import access, actions, oncall, registry
-from broker.consults.audit import record_read
+from broker.consults.audit import record_shown
 from broker.consults.deadlines import PARTS, Minutes, check_policy, set_policy
 from broker.consults.errors import Conflict, DomainError, Invalid, NotFound
 from broker.consults.notifications import (
@@ -56,21 +57,15 @@ def _fragment() -> bool:
 
 @web.before_app_request
 def end_idle_sessions():
-    """Sign out after SESSION_IDLE_MINUTES without a page request (live refreshes don't count)."""
-    if not current_user.is_authenticated or request.path.startswith(
-        ("/static", "/api")
-    ):
+    """A session found idle (SESSION_IDLE_MINUTES) sends a page to sign in again, saying why."""
+    if current_user.is_authenticated or request.endpoint in (None, "web.sign_in"):
         return None
-    now = clock.now().timestamp()
-    idle = current_app.config["SESSION_IDLE_MINUTES"] * 60
-    seen = session.get("seen_at", now)
-    if now - seen > idle:
-        logout_user()
+    if request.path.startswith(("/static", "/api")):
+        return None
+    if g.get("session_ended") == "idle":
         session.clear()
         flash("You were signed out after a period of inactivity.")
         return redirect(url_for("web.sign_in"))
-    if not _fragment():
-        session["seen_at"] = now
     return None
 
 
@@ -123,9 +118,10 @@ def sign_in():
         user = accounts.authenticate(form.email.data, form.password.data)
         if user is not None:
             session.clear()
-            login_user(user)
+            session["key"] = sessions.start(
+                user, request.remote_addr, request.user_agent.string
+            )
             session.permanent = True
-            session["seen_at"] = clock.now().timestamp()
             return redirect(url_for("web.home"))
         form.password.errors.append("Wrong email or password.")
     return render_template("sign_in.html", form=form), 200 if not form.errors else 401
@@ -134,6 +130,7 @@ def sign_in():
 @web.post("/sign-out")
 def sign_out():
     if forms.ActionForm().validate_on_submit():
+        sessions.end_by_key(session.get("key"))
         logout_user()
         session.clear()
         flash("Signed out.")
@@ -194,6 +191,7 @@ def my_consults():
     consults = list(db.session.scalars(query))
     open_ = [c for c in consults if c.status in OPEN_STATUSES]
     done = [c for c in consults if c.status not in OPEN_STATUSES]
+    record_shown(_user(), consults, "page-my-consults")
     template = "_my_consults.html" if _fragment() else "my_consults.html"
     return render_template(template, open_consults=open_, done_consults=done)
 
@@ -206,6 +204,7 @@ def queue(slug):
         abort(403)
     picked = queue_filters.chosen(request.args)
     consults = department_queue(department, queue_filters.queue_filter(picked, _user()))
+    record_shown(_user(), consults, "page-queue")
     by_status = {s: [c for c in consults if c.status == s] for s in OPEN_STATUSES}
     template = "_queue.html" if _fragment() else "queue.html"
     return render_template(
@@ -253,14 +252,16 @@ def _render_consult(
 ):
     """The consult page; `shown` adds `unsent` (texts a refusal kept) or `alerts`."""
     template = "_consult.html" if _fragment() else "consult.html"
-    return render_template(
+    page = render_template(
         template,
         consult=consult,
         events=timeline(consult),
         actions=action_forms(consult, failed),
         members=access.members_of(consult.department),
         **shown,
-    ), status
+    )
+    record_shown(_user(), [consult], "page")
+    return page, status
 
 
 @web.get("/consults/<id:consult_id>")
@@ -277,7 +278,6 @@ def consult_page(consult_id):
         page = _render_consult(
             consult, alerts=alerts, unsent=unsent and unsent["texts"]
         )
-    record_read(consult, user, "page")
     return page
 
 
