@@ -163,6 +163,8 @@ class Scenes:
         "GET /api/reports/turnaround": ("okafor", None),
         "GET /api/reports/escalations": ("okafor", None),
         "GET /api/reports/open": ("okafor", None),
+        "GET /api/audit": ("okafor", None),
+        "DELETE /api/users/{user_id}/sessions": ("admin", None),
     }
 
     def __init__(self, app, hospital):
@@ -234,6 +236,14 @@ class Scenes:
             params["slug"], params["shift_id"] = "radiology", self.shift()
         if "notification_id" in params:
             params["notification_id"] = self.notification()
+        if "credential_id" in params:  # one of castillo's tokens (the usual caller)
+            held = self.h.castillo.client.get(
+                "/api/sessions",
+                headers={"Authorization": f"Bearer {self.token('castillo')}"},
+            )
+            params["credential_id"] = held.json[0]["id"]
+        if "user_id" in params:
+            params["user_id"] = self.h.castillo.user_id
 
     def aim_body(self, case, data) -> None:
         """Ids, slugs, credentials and shift times in a generated body, made real most of the time."""
