@@ -157,21 +157,32 @@ def _end_all(records: list[UserSession], tokens: list[ApiToken]) -> list[Credent
     return ended
 
 
+def _session_in_force() -> tuple:
+    """The SQL form of `why_invalid(...) is None`."""
+    at = clock.now()
+    return (
+        UserSession.ended_at.is_(None),
+        UserSession.started_at > at - absolute_limit(),
+        UserSession.last_used_at >= at - idle_limit(),
+    )
+
+
+def _token_in_force() -> tuple:
+    """The SQL form of `ApiToken.valid`."""
+    return (
+        ApiToken.revoked_at.is_(None),
+        or_(ApiToken.expires_at.is_(None), ApiToken.expires_at > clock.now()),
+    )
+
+
 def _open_sessions(user: User):
     return select(UserSession).where(
-        UserSession.user_id == user.id,
-        UserSession.ended_at.is_(None),
-        UserSession.started_at > clock.now() - absolute_limit(),
-        UserSession.last_used_at >= clock.now() - idle_limit(),
+        UserSession.user_id == user.id, *_session_in_force()
     )
 
 
 def _open_tokens(user: User):
-    return select(ApiToken).where(
-        ApiToken.user_id == user.id,
-        ApiToken.revoked_at.is_(None),
-        or_(ApiToken.expires_at.is_(None), ApiToken.expires_at > clock.now()),
-    )
+    return select(ApiToken).where(ApiToken.user_id == user.id, *_token_in_force())
 
 
 def of(user: User) -> dict:
@@ -235,32 +246,14 @@ def user_of(credential: Credential) -> User | None:
 
 
 def still_valid(credentials: set[Credential]) -> set[Credential]:
-    """Which of these credentials are in force: two reads, however many."""
-    at = clock.now()
-    session_ids = [c.id for c in credentials if c.kind == "session"]
-    token_ids = [c.id for c in credentials if c.kind == "token"]
+    """Which of these credentials are in force: one read per kind, however many."""
     valid = set()
-    if session_ids:
-        valid |= {
-            Credential("session", i)
-            for i in db.session.scalars(
-                select(UserSession.id).where(
-                    UserSession.id.in_(session_ids),
-                    UserSession.ended_at.is_(None),
-                    UserSession.started_at > at - absolute_limit(),
-                    UserSession.last_used_at >= at - idle_limit(),
-                )
-            )
-        }
-    if token_ids:
-        valid |= {
-            Credential("token", i)
-            for i in db.session.scalars(
-                select(ApiToken.id).where(
-                    ApiToken.id.in_(token_ids),
-                    ApiToken.revoked_at.is_(None),
-                    or_(ApiToken.expires_at.is_(None), ApiToken.expires_at > at),
-                )
-            )
-        }
+    for kind, model, in_force in (
+        ("session", UserSession, _session_in_force),
+        ("token", ApiToken, _token_in_force),
+    ):
+        ids = [c.id for c in credentials if c.kind == kind]
+        if ids:
+            found = select(model.id).where(model.id.in_(ids), *in_force())
+            valid |= {Credential(kind, i) for i in db.session.scalars(found)}
     return valid
