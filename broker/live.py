@@ -290,35 +290,44 @@ def close_sockets(credential: Credential) -> None:
     guarded(lambda: socketio.close_room(credential.room))()
 
 
-_shown: list[dict] = []  # audit rows of pushes delivered here, not yet written
+_shown: list[
+    tuple
+] = []  # (user ids, consult id, at) of pushes delivered here, unwritten
 _shown_lock = threading.Lock()
+PENDING_PUSH_AUDIT_LIMIT = 10_000  # pushes kept while the database is away
 
 
 def consult_pushed(sids: list[str], payload: dict) -> None:
     """A `consult` push reached these sockets of this process: each user is recorded as
     shown it (written by `_write_shown` within a second, many pushes in one INSERT)."""
     users = {_local[sid][1] for sid in sids if sid in _local}
-    rows = audit.rows_for(sorted(users), [payload["id"]], "live-push", clock.now())
-    with _shown_lock:
-        _shown.extend(rows)
+    if users:
+        with _shown_lock:
+            _shown.append((users, payload["id"], clock.now()))
 
 
 def _write_shown(app) -> None:
     with _shown_lock:
-        rows = _shown[:]
+        pushes = _shown[:]
         del _shown[:]
-    if rows:
-        with app.app_context():
-            try:
-                audit.write(rows)
-                db.session.commit()
-            except Exception:
-                db.session.rollback()
-                with _shown_lock:
-                    _shown[:0] = rows  # kept for the next try
-                app.logger.exception("Could not write the audit of live pushes")
-            finally:
-                db.session.remove()
+    if not pushes:
+        return
+    rows = [
+        row
+        for users, consult_id, at in pushes
+        for row in audit.rows_for(sorted(users), [consult_id], "live-push", at)
+    ]
+    with app.app_context():
+        try:
+            audit.write(rows)
+            db.session.commit()
+        except Exception:
+            db.session.rollback()
+            with _shown_lock:  # kept for the next try, up to a bound
+                _shown[:0] = pushes[-PENDING_PUSH_AUDIT_LIMIT:]
+            app.logger.exception("Could not write the audit of live pushes")
+        finally:
+            db.session.remove()
 
 
 def _close_ended_sockets(app) -> None:

@@ -8,9 +8,9 @@ Its chiefs (their departments' consults) and administrators search it.
 """
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 
-from sqlalchemy import Select, insert, select
+from sqlalchemy import Select, insert, select, text
 from sqlalchemy.orm import selectinload
 
 from broker import clock
@@ -43,10 +43,31 @@ def rows_for(user_ids, consult_ids, via: str, at: datetime | None = None) -> lis
     ]
 
 
+# PostgreSQL: the rows as four arrays, one statement with four parameters however many
+# rows (an executemany would bind every row's values one by one).
+_INSERT_ARRAYS = text(
+    "INSERT INTO consult_reads (consult_id, user_id, at, via) SELECT * FROM unnest("
+    "CAST(:consult_ids AS integer[]), CAST(:user_ids AS integer[]), "
+    "CAST(:ats AS timestamp[]), CAST(:vias AS varchar[]))"
+)
+
+
 def write(rows: list[dict]) -> None:
     """One INSERT for all the rows (nothing for none)."""
-    if rows:
+    if not rows:
+        return
+    if db.session.get_bind().dialect.name != "postgresql":
         db.session.execute(insert(ConsultRead), rows)
+        return
+    db.session.execute(
+        _INSERT_ARRAYS,
+        {
+            "consult_ids": [r["consult_id"] for r in rows],
+            "user_ids": [r["user_id"] for r in rows],
+            "ats": [r["at"].astimezone(UTC).replace(tzinfo=None) for r in rows],
+            "vias": [r["via"] for r in rows],
+        },
+    )
 
 
 @transaction
