@@ -3,10 +3,10 @@ by its chiefs and admins, and cannot be rewritten."""
 
 import csv
 import io
-import re
 
 import pytest
-from conftest import ON_POSTGRES, PASSWORD
+from conftest import ON_POSTGRES
+from helpers import PASSWORD, csrf_token, sign_in
 from sqlalchemy import event, text
 from sqlalchemy.exc import DBAPIError
 
@@ -14,16 +14,9 @@ from broker import accounts
 from broker.extensions import db
 
 
-def csrf_of(html: str) -> str:
-    return re.search(r'name="csrf_token"[^>]*value="([^"]+)"', html)[1]
-
-
 def signed_in(app, email):
     browser = app.test_client()
-    token = csrf_of(browser.get("/sign-in").text)
-    browser.post(
-        "/sign-in", data={"csrf_token": token, "email": email, "password": PASSWORD}
-    )
+    sign_in(browser, email)
     return browser
 
 
@@ -200,7 +193,7 @@ def test_the_audit_page_searches_by_post_so_no_patient_reference_is_in_a_url(
 
     found = chief.post(
         "/audit",
-        data={"csrf_token": csrf_of(page.text), "patient_ref": "MRN-PAGE-1"},
+        data={"csrf_token": csrf_token(page.text), "patient_ref": "MRN-PAGE-1"},
     )
 
     assert found.status_code == 200

@@ -26,6 +26,7 @@ from helpers import (
     Screen,
     ServerProcess,
     consult_event,
+    csrf_token,
     fire_together,
     signed_in_session,
     wait_until_listening_to_redis,
@@ -34,9 +35,11 @@ from helpers import (
 from socketio.exceptions import ConnectionError as SocketConnectionError
 from sqlalchemy import update
 
+from broker import accounts
 from broker.extensions import db
 from broker.live import DEFERRED_ABOVE
-from broker.models import Consult
+from broker.models import ApiToken, Consult, User
+from broker.sessions import digest
 
 REDIS_URL = os.environ.get("TEST_REDIS_URL", "")
 
@@ -782,32 +785,17 @@ def wait_until_disconnected(screen: Screen, timeout: float = WAIT) -> None:
         time.sleep(0.02)
 
 
-def browser_signed_in(url: str, caller) -> requests.Session:
-    browser = requests.Session()
-    page = browser.get(url + "/sign-in", timeout=WAIT * 2)
-    csrf = re.search(r'name="csrf_token"[^>]*value="([^"]+)"', page.text)[1]
-    signed_in = browser.post(
-        url + "/sign-in",
-        data={"csrf_token": csrf, "email": caller.email, "password": PASSWORD},
-        allow_redirects=False,
-        timeout=WAIT * 2,
-    )
-    assert signed_in.status_code == 302
-    return browser
-
-
 def test_signing_out_disconnects_the_sessions_socket_and_no_other(
     hospital, api, live_server_process, screens
 ):
     url = live_server_process.url
-    browser = browser_signed_in(url, hospital.castillo)
+    browser = signed_in_session(url, hospital.castillo.email)
     cookie = browser.cookies.get("session")
     castillo = screens(url, headers={"Cookie": f"session={cookie}"})
     nguyen = screens(url, hospital.nguyen)
     page = browser.get(url + "/consults", timeout=WAIT).text
-    csrf = re.search(r'name="csrf_token"[^>]*value="([^"]+)"', page)[1]
 
-    browser.post(url + "/sign-out", data={"csrf_token": csrf}, timeout=WAIT)
+    browser.post(url + "/sign-out", data={"csrf_token": csrf_token(page)}, timeout=WAIT)
 
     wait_until_disconnected(castillo)
     consult = api.new_consult(hospital.patel)
@@ -819,15 +807,12 @@ def test_signing_out_disconnects_the_sessions_socket_and_no_other(
         again.connect(url, headers={"Cookie": f"session={cookie}"})
 
 
-def test_revoking_a_token_disconnects_its_socket(
-    hospital, api, live_server_process, live
-):
+def test_revoking_a_token_disconnects_its_socket(hospital, app, api, live):
     castillo = live(hospital.castillo)
-    other_token = requests.post(
-        live_server_process.url + "/api/tokens",
-        json={"email": hospital.castillo.email, "password": PASSWORD},
-        timeout=WAIT,
-    ).json()["token"]
+    with app.app_context():
+        other_token = accounts.issue_token(
+            db.session.get(User, hospital.castillo.user_id)
+        )
     other = live(hospital.castillo, auth={"token": other_token})
 
     api.request("DELETE", hospital.castillo, "/api/tokens/current", 204)
@@ -842,7 +827,7 @@ def test_an_admin_ending_all_of_a_users_credentials_disconnects_their_sockets(
     hospital, api, live_server_process, live, screens
 ):
     url = live_server_process.url
-    browser = browser_signed_in(url, hospital.castillo)
+    browser = signed_in_session(url, hospital.castillo.email)
     by_cookie = screens(
         url, headers={"Cookie": f"session={browser.cookies.get('session')}"}
     )
@@ -861,9 +846,6 @@ def test_an_admin_ending_all_of_a_users_credentials_disconnects_their_sockets(
 
 def expire_token(app, caller) -> None:
     """The token's expiry passes (set in the database, as time passing would)."""
-    from broker.models import ApiToken
-    from broker.sessions import digest
-
     with app.app_context():
         db.session.execute(
             update(ApiToken)

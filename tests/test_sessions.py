@@ -12,22 +12,11 @@ from datetime import timedelta
 
 import pytest
 import requests
-from conftest import PASSWORD
+from helpers import PASSWORD, csrf_token, sign_in, signed_in_session
 
 from broker import clock
 
 WAIT = 10
-
-
-def csrf_of(html: str) -> str:
-    return re.search(r'name="csrf_token"[^>]*value="([^"]+)"', html)[1]
-
-
-def sign_in_page(client, email):
-    token = csrf_of(client.get("/sign-in").text)
-    return client.post(
-        "/sign-in", data={"csrf_token": token, "email": email, "password": PASSWORD}
-    )
 
 
 class Browser:
@@ -35,19 +24,7 @@ class Browser:
 
     def __init__(self, url: str, email: str):
         self.url = url
-        self.http = requests.Session()
-        page = self.http.get(url + "/sign-in", timeout=WAIT)
-        signed_in = self.http.post(
-            url + "/sign-in",
-            data={
-                "csrf_token": csrf_of(page.text),
-                "email": email,
-                "password": PASSWORD,
-            },
-            allow_redirects=False,
-            timeout=WAIT,
-        )
-        assert signed_in.status_code == 302, signed_in.text[:300]
+        self.http = signed_in_session(url, email)
 
     @property
     def cookie(self) -> str:
@@ -60,7 +37,7 @@ class Browser:
 
     def post_form(self, page_path, action_path):
         """POST a button's form found on page_path (its CSRF token), as a click does."""
-        token = csrf_of(self.get(page_path).text)
+        token = csrf_token(self.get(page_path).text)
         return self.http.post(
             self.url + action_path,
             data={"csrf_token": token},
@@ -122,7 +99,7 @@ def test_a_session_idle_for_too_long_is_refused_even_with_its_cookie(
 ):
     start = clock.now()
     with clock.frozen_at(start):
-        sign_in_page(client, "castillo@h.test")
+        sign_in(client, "castillo@h.test")
         cookie = client.get_cookie("session").value
     with clock.frozen_at(start + timedelta(minutes=14)):
         assert client.get("/api/me").status_code == 200  # an API read: not a use
@@ -139,7 +116,7 @@ def test_a_session_ends_after_its_absolute_limit_however_busy(hospital, app, cli
     app.config["SESSION_ABSOLUTE_HOURS"] = 1
     start = clock.now()
     with clock.frozen_at(start):
-        sign_in_page(client, "castillo@h.test")
+        sign_in(client, "castillo@h.test")
     for minutes in (10, 20, 30, 40, 50, 59):
         with clock.frozen_at(start + timedelta(minutes=minutes)):
             assert client.get("/consults").status_code == 200, minutes
@@ -154,8 +131,8 @@ def test_a_session_ends_after_its_absolute_limit_however_busy(hospital, app, cli
 
 def test_a_user_lists_their_sessions_and_tokens_and_no_one_elses(hospital, app):
     browser = app.test_client()
-    sign_in_page(browser, "castillo@h.test")
-    sign_in_page(app.test_client(), "nguyen@h.test")
+    sign_in(browser, "castillo@h.test")
+    sign_in(app.test_client(), "nguyen@h.test")
 
     held = hospital.castillo.get("/api/sessions")
 
@@ -176,8 +153,8 @@ def test_a_user_lists_their_sessions_and_tokens_and_no_one_elses(hospital, app):
 
 def test_ending_one_session_refuses_its_cookie_and_keeps_the_others(hospital, app):
     first, second = app.test_client(), app.test_client()
-    sign_in_page(first, "castillo@h.test")
-    sign_in_page(second, "castillo@h.test")
+    sign_in(first, "castillo@h.test")
+    sign_in(second, "castillo@h.test")
     sessions = [
         c for c in hospital.castillo.get("/api/sessions").json if c["kind"] == "session"
     ]
@@ -191,7 +168,7 @@ def test_ending_one_session_refuses_its_cookie_and_keeps_the_others(hospital, ap
 
 
 def test_someone_elses_session_cannot_be_ended(hospital, app):
-    sign_in_page(app.test_client(), "nguyen@h.test")
+    sign_in(app.test_client(), "nguyen@h.test")
     (theirs,) = [
         c for c in hospital.nguyen.get("/api/sessions").json if c["kind"] == "session"
     ]
@@ -204,7 +181,7 @@ def test_someone_elses_session_cannot_be_ended(hospital, app):
 
 def test_ending_all_ends_every_session_and_token_of_the_user(hospital, app):
     browser = app.test_client()
-    sign_in_page(browser, "castillo@h.test")
+    sign_in(browser, "castillo@h.test")
     other_token = (
         app.test_client()
         .post("/api/tokens", json={"email": "castillo@h.test", "password": PASSWORD})
@@ -222,13 +199,13 @@ def test_ending_all_ends_every_session_and_token_of_the_user(hospital, app):
 
 def test_the_sessions_page_ends_one_and_then_all(hospital, app):
     browser, other = app.test_client(), app.test_client()
-    sign_in_page(browser, "castillo@h.test")
-    sign_in_page(other, "castillo@h.test")
+    sign_in(browser, "castillo@h.test")
+    sign_in(other, "castillo@h.test")
     page = browser.get("/account/sessions").text
     others_id = re.findall(r'<tr id="(session-\d+)"', page)[0]  # newest first: `other`
 
     ended = browser.post(
-        f"/account/sessions/{others_id}/end", data={"csrf_token": csrf_of(page)}
+        f"/account/sessions/{others_id}/end", data={"csrf_token": csrf_token(page)}
     )
     assert ended.status_code == 302
     assert other.get("/api/me").status_code == 401
@@ -236,7 +213,7 @@ def test_the_sessions_page_ends_one_and_then_all(hospital, app):
 
     page = browser.get("/account/sessions").text
     all_ended = browser.post(
-        "/account/sessions/end-all", data={"csrf_token": csrf_of(page)}
+        "/account/sessions/end-all", data={"csrf_token": csrf_token(page)}
     )
     assert all_ended.headers["Location"] == "/sign-in"
     assert browser.get("/api/me").status_code == 401
@@ -245,7 +222,7 @@ def test_the_sessions_page_ends_one_and_then_all(hospital, app):
 
 def test_an_admin_ends_all_of_a_users_sessions_and_tokens(hospital, app):
     browser = app.test_client()
-    sign_in_page(browser, "castillo@h.test")
+    sign_in(browser, "castillo@h.test")
     path = f"/api/users/{hospital.castillo.user_id}/sessions"
 
     assert hospital.okafor.delete(path).status_code == 403
