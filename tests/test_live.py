@@ -921,7 +921,7 @@ def test_ending_a_users_credentials_on_one_process_disconnects_them_on_another(
 ):
     first, second = redis_servers.first, redis_servers.second
     castillo = screens(first.url, hospital.castillo)
-    wait_until_listening_to_redis(castillo, redis_servers.channel)
+    wait_until_listening_to_redis(castillo, REDIS_URL, redis_servers.channel)
 
     Http(second.url).request(
         "DELETE",
@@ -939,7 +939,7 @@ def test_a_push_from_another_process_is_audited_where_it_was_delivered(
 ):
     first, second = redis_servers.first, redis_servers.second
     okafor = screens(first.url, hospital.okafor)
-    wait_until_listening_to_redis(okafor, redis_servers.channel)
+    wait_until_listening_to_redis(okafor, REDIS_URL, redis_servers.channel)
 
     consult = Http(second.url).new_consult(hospital.patel)
     okafor.wait_for(consult_event(consult["id"]))
