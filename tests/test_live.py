@@ -774,6 +774,7 @@ def test_watch_with_absurd_or_missing_data_is_answered_with_an_error(
     assert screen.watch(consult["id"])["ok"] is True
     assert "Traceback" not in live_server_process.log()
 
+
 # --- a socket lives only as long as what authenticated it --------------------------
 
 
