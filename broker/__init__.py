@@ -62,6 +62,16 @@ def _command_other_than_run() -> bool:
     return os.environ.get("FLASK_RUN_FROM_CLI") == "true" and "run" not in sys.argv[1:]
 
 
+def _configure_limiter(app: Flask) -> None:
+    app.config.setdefault(
+        "RATELIMIT_STORAGE_URI", app.config["REDIS_URL"] or "memory://"
+    )
+    app.config.setdefault("RATELIMIT_HEADERS_ENABLED", True)
+    # Redis down must not stop anyone signing in: count in memory until it is back.
+    app.config.setdefault("RATELIMIT_IN_MEMORY_FALLBACK_ENABLED", True)
+    limiter.init_app(app)
+
+
 def create_app(overrides: dict | None = None) -> Flask:
     app = Flask(
         __name__,
@@ -88,13 +98,7 @@ def create_app(overrides: dict | None = None) -> Flask:
     )
     login_manager.init_app(app)
     csrf.init_app(app)
-    app.config.setdefault(
-        "RATELIMIT_STORAGE_URI", app.config["REDIS_URL"] or "memory://"
-    )
-    app.config.setdefault("RATELIMIT_HEADERS_ENABLED", True)
-    # Redis down must not stop anyone signing in: count in memory until it is back.
-    app.config.setdefault("RATELIMIT_IN_MEMORY_FALLBACK_ENABLED", True)
-    limiter.init_app(app)
+    _configure_limiter(app)
     app.before_request(refuse_deep_json)
     rest_api.init_app(app)
     socketio.init_app(
