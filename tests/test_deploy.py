@@ -386,7 +386,7 @@ def test_a_browser_through_the_proxy_signs_in_sends_sees_the_other_process_and_s
     if not CHROMIUM.exists():
         pytest.skip(f"needs Chromium at {CHROMIUM} (apt-get install chromium)")
     from playwright.sync_api import expect, sync_playwright
-    from test_browser import CHROMIUM_ARGS, act, consult_id_of, live, row
+    from test_browser import CHROMIUM_ARGS, consult_id_of, live, press, row
 
     first, second = deployment.backends
     expect.set_options(timeout=LIVE)
@@ -441,7 +441,7 @@ def test_a_browser_through_the_proxy_signs_in_sends_sees_the_other_process_and_s
             physician.check('input[name="urgency"][value="stat"]')
             physician.fill("#patient_ref", "MRN-DEPLOY-1")
             physician.fill("#question", "Through nginx: is the appendix normal?")
-            act(physician, "#send-consult", re.compile(r"Consult #\d+ sent"))
+            press(physician, "#send-consult", re.compile(r"Consult #\d+ sent"))
             expect(row(radiologist, consult_id_of(physician))).to_be_visible()
 
             # Saved by the second process: pushed, through Redis, by the first.
@@ -458,7 +458,7 @@ def test_a_browser_through_the_proxy_signs_in_sends_sees_the_other_process_and_s
             # ... and its forms keep working through the proxy.
             row(radiologist, after_crash).locator("a").click()
             radiologist.wait_for_url(f"**/consults/{after_crash}")
-            act(radiologist, "#claim-button", "You own this consult now.")
+            press(radiologist, "#claim-button", "You own this consult now.")
             expect(radiologist.locator("#owner")).to_have_text("Dr. Ben Castillo")
         finally:
             browser.close()
