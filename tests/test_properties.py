@@ -467,7 +467,7 @@ class ConsultMachine(RuleBasedStateMachine):
             ),
             "redirect": members,
             "close": {model.requester} | self.world.admins,
-            "cancel": {model.requester},
+            "cancel": {model.requester, "admin"},
         }[action]
 
     def draw_input(self, data, model: ModelConsult, action: str, name: str):
@@ -572,7 +572,7 @@ class ConsultMachine(RuleBasedStateMachine):
             "redirect": (status == "pending" and member)
             or (status in OWNED and (owner or chief)),
             "close": status == "answered" and (requester or admin),
-            "cancel": status in OPEN and requester,
+            "cancel": status in OPEN and (requester or admin),
         }
         return {action for action, ok in rules.items() if ok}
 

@@ -13,7 +13,9 @@ login_manager.login_message = "Please sign in."
 
 @login_manager.user_loader
 def load_user(user_id: str) -> User | None:
-    return db.session.get(User, int(user_id))
+    """A deactivated user's session cookie signs no one in."""
+    user = db.session.get(User, int(user_id))
+    return user if user is not None and user.active else None
 
 
 from broker.web import dashboard, schedule, views  # noqa: E402,F401  (registers the routes)
