@@ -212,7 +212,7 @@ class Password:
         if self.email and (
             self.email in lowered or len(local_part) >= 4 and local_part in lowered
         ):
-            return "Must not contain your e-mail address."
+            return "Must not contain your email address."
         if (
             lowered in _common_passwords()
             or lowered.replace(" ", "") in _common_passwords()
@@ -286,11 +286,11 @@ INSTANT = Instant("Instant")
 
 # People and departments (administration)
 EMAIL = Text(
-    "E-mail",
+    "Email",
     254,
     multiline=False,
     pattern=r"[^@\s]+@[^@\s]+\.[^@\s]+",
-    pattern_means="A valid e-mail address is required.",
+    pattern_means="A valid email address is required.",
 )
 PERSON_NAME = Text("Name", 200, multiline=False)
 PASSWORD = Password("Password")
