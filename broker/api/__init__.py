@@ -34,6 +34,7 @@ def register_api(app: Flask, api: Api) -> None:
     from broker.api.consults import consults_blueprint
     from broker.api.coverage import coverage, notifications
     from broker.api.reports import blp as reports
+    from broker.api.staff import admin_log, members, password, users
 
     for blueprint in (
         tokens,
@@ -43,6 +44,10 @@ def register_api(app: Flask, api: Api) -> None:
         consults_blueprint(),
         notifications,
         reports,
+        users,
+        members,
+        password,
+        admin_log,
     ):
         # The API takes bearer tokens for every change, never the session: no CSRF to guard.
         csrf.exempt(blueprint)
