@@ -465,3 +465,51 @@ def admin_log(limit: int = 200, before_id: int | None = None) -> list[AdminEvent
     if before_id is not None:
         query = query.where(AdminEvent.id < before_id)
     return list(db.session.scalars(query))
+
+
+@transaction
+def identify(
+    subject: str,
+    email: str | None,
+    email_verified: bool,
+    name: str | None,
+    create: bool,
+) -> User:
+    """The user the identity provider signed in: by its subject, else (the first time)
+    by a verified e-mail, else made now when `create` (OIDC_CREATE_USERS). A
+    deactivated user is refused whatever the provider says."""
+    user = db.session.scalar(select(User).where(User.oidc_subject == subject))
+    if user is None:
+        if not (email and email_verified):
+            raise NotAllowed(
+                "Your identity provider has not verified your email address, so it "
+                "cannot be matched to an account here. Ask an administrator."
+            )
+        user = accounts.user_by_email(email)
+        if user is not None and user.oidc_subject is None:
+            user.oidc_subject = subject
+            _log(None, "identity_linked", f"{user.name} <{user.email}>", user=user)
+        elif user is None and create:
+            given = _user_input(email, name or email)
+            user = User(
+                email=given["email"],
+                name=given["name"],
+                password_hash="",
+                oidc_subject=subject,
+            )
+            db.session.add(user)
+            db.session.flush()
+            _log(
+                None,
+                "user_created",
+                f"{user.name} <{user.email}> at first sign-in",
+                user=user,
+            )
+        else:
+            raise NotAllowed(
+                f"There is no account here for {email}. Ask an administrator to "
+                "create one."
+            )
+    if not user.active:
+        raise NotAllowed("Your account here is deactivated. Ask an administrator.")
+    return user

@@ -18,4 +18,10 @@ def load_user(user_id: str) -> User | None:
     return user if user is not None and user.active else None
 
 
-from broker.web import dashboard, schedule, views  # noqa: E402,F401  (registers the routes)
+from broker.web import (  # noqa: E402,F401  (registers the routes)
+    admin,
+    dashboard,
+    oidc,
+    schedule,
+    views,
+)
