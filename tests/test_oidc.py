@@ -210,7 +210,8 @@ def test_a_replayed_code_is_refused(app, client, hospital):
 
 
 def test_an_id_token_for_another_audience_is_refused(client, hospital, oidc_provider):
-    oidc_provider.tamper(aud="another-application")
+    # Signed with the provider's own key, but for another application.
+    oidc_provider.tamper(aud="another-application", azp="another-application")
     response = come_back(client, provider_says_yes(client, "castillo"))
     assert response.status_code == 401
     assert signed_in_as(client) is None

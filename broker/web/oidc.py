@@ -69,7 +69,7 @@ def oidc_callback():
     try:
         token = client.authorize_access_token()
     except (OAuthError, JoseError, ValueError) as error:
-        current_app.logger.info("OpenID sign-in refused: %s", type(error).__name__)
+        current_app.logger.info("OpenID sign-in refused: %s", error)
         return refused(
             "The identity provider's answer could not be accepted (it may have been "
             "used already, or come from another sign-in). Please sign in again."

@@ -1,8 +1,8 @@
 // A real OpenID provider for the sign-in tests: oidc-provider with its own login and
 // consent pages (devInteractions: any password signs in the account named by login).
 // Settings come in PROVIDER_CONFIG (JSON): {port, clients: [...], accounts: {login: claims}}.
-// POST /__test/tamper {"aud": "..."} makes the token endpoint hand out ID tokens signed
-// with the provider's own key but for another audience (the wrong-audience test).
+// POST /__test/tamper {"aud": "...", ...} makes the token endpoint hand out ID tokens
+// signed with the provider's own key but with those claims changed (the wrong-audience test).
 import http from 'node:http';
 import * as jose from 'jose';
 import Provider from 'oidc-provider';
@@ -29,11 +29,11 @@ const provider = new Provider(issuer, {
 
 provider.use(async (ctx, next) => {
   await next();
-  if (ctx.path === '/token' && tamper.aud && ctx.body && ctx.body.id_token) {
+  if (ctx.path === '/token' && Object.keys(tamper).length && ctx.body?.id_token) {
     const claims = jose.decodeJwt(ctx.body.id_token);
     ctx.body = {
       ...ctx.body,
-      id_token: await new jose.SignJWT({ ...claims, aud: tamper.aud })
+      id_token: await new jose.SignJWT({ ...claims, ...tamper })
         .setProtectedHeader({ alg: 'RS256', kid: 'test-key' })
         .sign(privateKey),
     };
