@@ -19,10 +19,10 @@ from urllib.parse import parse_qs, urljoin, urlparse
 
 import pytest
 import requests
+from helpers import free_port
 
 from broker import accounts
 from broker.extensions import db
-from tests.conftest import free_port
 
 OIDC = Path(__file__).resolve().parent / "oidc"
 SECRET = "broker-test-client-secret"

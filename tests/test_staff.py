@@ -5,7 +5,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from tests.conftest import PASSWORD
+from conftest import PASSWORD
 
 NOW = datetime.now(UTC).replace(microsecond=0)
 

@@ -44,7 +44,9 @@ class RenameForm(FlaskForm):
 
 
 class MemberForm(FlaskForm):
-    user_id = SelectField("Who", coerce=int, validators=[InputRequired()])
+    user_id = SelectField(
+        "Who", coerce=int, validators=[InputRequired()], validate_choice=False
+    )
     chief = BooleanField("Chief")
 
 
@@ -283,7 +285,6 @@ def department_members(slug):
         abort(403)
     form, status = MemberForm(), 200
     if request.method == "POST":
-        form.user_id.choices = None
         user = db.session.get(User, request.form.get("user_id", type=int) or 0)
         if form.validate_on_submit() and user is not None:
             made, status = _attempt(
