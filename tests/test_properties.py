@@ -406,6 +406,11 @@ class ConsultMachine(RuleBasedStateMachine):
             }[change]
             if not pool:
                 return
+            # Mostly someone who holds a consult: an owner, or a colleague offered one.
+            holding = {m.owner for m in self.model.values() if m.status in OPEN}
+            holding |= {m.handoff_to for m in self.model.values()}
+            if change != "join" and pool & holding and self.mostly(data, "holder"):
+                pool &= holding
             name = data.draw(st.sampled_from(sorted(pool)), label="who")
             natural = self.world.admins if change == "deactivate" else managers
             by = self.pick_caller(data, natural & set(self.world.callers))
@@ -483,25 +488,30 @@ class ConsultMachine(RuleBasedStateMachine):
                 model.events += 1
 
     def restore_the_staff(self) -> None:
-        """Each example starts with everyone active, in their own departments."""
+        """Each example starts with everyone active, in their own departments: read
+        from the database (a failed step may have left the world half-told)."""
         world, admin = self.world, self.world.everyone["admin"]
-        for name in sorted(world.inactive):
-            user_id = world.everyone[name].user_id
-            admin.client.patch(
-                f"/api/users/{user_id}", headers=admin.headers, json={"active": True}
-            )
-            world.new_token(name)
-        world.inactive.clear()
+        users = {u["id"]: u for u in admin.get("/api/users").json}
+        for caller in world.everyone.values():
+            if not users[caller.user_id]["active"]:
+                admin.client.patch(
+                    f"/api/users/{caller.user_id}",
+                    headers=admin.headers,
+                    json={"active": True},
+                )
         for department, base in world.base_members.items():
-            now = world.members[department]
+            listed = admin.get(f"/api/departments/{department}/members").json
+            now = {world.names_by_id[m["id"]] for m in listed}
             for name in sorted(now - base):
                 user_id = world.everyone[name].user_id
                 admin.delete(f"/api/departments/{department}/members/{user_id}")
-                world.new_token(name)
             for name in sorted(base - now):
                 user_id = world.everyone[name].user_id
                 admin.put(f"/api/departments/{department}/members/{user_id}")
             world.members[department] = set(base)
+        world.inactive.clear()
+        for name in world.everyone:
+            world.new_token(name)
 
     def perform(self, data, model: ModelConsult, action: str, name: str):
         """One action through the API, checked against the rules and the model."""

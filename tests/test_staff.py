@@ -4,7 +4,6 @@ and leaving without orphaning a consult (SPEC rules 1 and 7)."""
 from datetime import UTC, datetime, timedelta
 
 import pytest
-
 from conftest import PASSWORD
 
 NOW = datetime.now(UTC).replace(microsecond=0)
