@@ -410,7 +410,7 @@ class ConsultMachine(RuleBasedStateMachine):
             holding = {m.owner for m in self.model.values() if m.status in OPEN}
             holding |= {m.handoff_to for m in self.model.values()}
             if change != "join" and pool & holding and self.mostly(data, "holder"):
-                pool &= holding
+                pool = pool & holding  # a new set: `pool` may be the world's own
             name = data.draw(st.sampled_from(sorted(pool)), label="who")
             natural = self.world.admins if change == "deactivate" else managers
             by = self.pick_caller(data, natural & set(self.world.callers))
