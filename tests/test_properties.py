@@ -491,23 +491,31 @@ class ConsultMachine(RuleBasedStateMachine):
         """Each example starts with everyone active, in their own departments: read
         from the database (a failed step may have left the world half-told)."""
         world, admin = self.world, self.world.everyone["admin"]
+        for name in world.everyone:
+            world.new_token(name)
         users = {u["id"]: u for u in admin.get("/api/users").json}
         for caller in world.everyone.values():
             if not users[caller.user_id]["active"]:
-                admin.client.patch(
+                response = admin.client.patch(
                     f"/api/users/{caller.user_id}",
                     headers=admin.headers,
                     json={"active": True},
                 )
+                assert response.status_code == 200, response.json
         for department, base in world.base_members.items():
             listed = admin.get(f"/api/departments/{department}/members").json
             now = {world.names_by_id[m["id"]] for m in listed}
             for name in sorted(now - base):
                 user_id = world.everyone[name].user_id
-                admin.delete(f"/api/departments/{department}/members/{user_id}")
+                response = admin.delete(
+                    f"/api/departments/{department}/members/{user_id}"
+                )
+                assert response.status_code == 204, response.json
+                world.new_token(name)  # leaving ends their tokens (admin's too)
             for name in sorted(base - now):
                 user_id = world.everyone[name].user_id
-                admin.put(f"/api/departments/{department}/members/{user_id}")
+                response = admin.put(f"/api/departments/{department}/members/{user_id}")
+                assert response.status_code == 200, response.json
             world.members[department] = set(base)
         world.inactive.clear()
         for name in world.everyone:
@@ -597,7 +605,9 @@ class ConsultMachine(RuleBasedStateMachine):
         }
         for model in models:
             owners = {name for name in names if model.id in mine[name]}
-            expected = {model.owner} & set(names)
+            # A closed consult keeps its owner; one who has since left its
+            # department no longer sees it, so no longer lists it either.
+            expected = {n for n in {model.owner} & set(names) if self.may_see(n, model)}
             assert owners == expected, ("owner=me", model, sorted(owners))
 
     # -- the model -------------------------------------------------------
