@@ -27,8 +27,16 @@ $(VENV)/.installed-dev: requirements.txt requirements-dev.txt $(VENV)/.installed
 	$(BIN)/pip install --quiet -r requirements-dev.txt
 	touch $@
 
+# The development server's own secret: random, made once, readable by its owner only.
+SECRET_KEY_FILE := instance/secret_key
+
+$(SECRET_KEY_FILE):
+	mkdir -p instance
+	(umask 077 && $(BIN)/python -c "import secrets; print(secrets.token_hex(32))" > $@)
+
 ## run: install, migrate, load the demo (once) and serve on http://127.0.0.1:5000
-run: $(VENV)/.installed
+run: export SECRET_KEY ?= $(shell cat $(SECRET_KEY_FILE) 2>/dev/null)
+run: $(VENV)/.installed $(SECRET_KEY_FILE)
 	$(FLASK) db upgrade
 	$(FLASK) demo
 	SESSION_COOKIE_SECURE=false $(FLASK) run --host 127.0.0.1 --port 5000
@@ -42,6 +50,7 @@ migrate: $(VENV)/.installed
 ## serve: the production server: one gunicorn process on $(PORT), gevent worker (an event loop
 ## holds every websocket; up to $(CONNECTIONS) connections). Run one per core, each on its own
 ## port, behind a sticky proxy (docs/deployment.md). It does not migrate: `make migrate` first.
+## Needs SECRET_KEY (and DATABASE_URL) set.
 serve: $(VENV)/.installed
 	mkdir -p $(dir $(CONTROL_SOCKET))
 	SOCKETIO_ASYNC_MODE=gevent $(BIN)/gunicorn --workers 1 --worker-class gevent \

@@ -74,7 +74,9 @@ def reset_schema(url: str, schema: str = "public") -> None:
 
 def migrate(url: str) -> None:
     """The schema as production gets it: `flask --app wsgi db upgrade`."""
-    env = dict(os.environ, DATABASE_URL=url, SWEEP_INTERVAL_SECONDS="0")
+    env = dict(
+        os.environ, DATABASE_URL=url, SWEEP_INTERVAL_SECONDS="0", SECRET_KEY="bench"
+    )
     subprocess.run(
         [sys.executable, "-m", "flask", "--app", "wsgi", "db", "upgrade"],
         cwd=ROOT,

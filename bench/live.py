@@ -113,6 +113,7 @@ def seed(url: str, members: int) -> dict:
             "DATABASE_URL": url,
             "PASSWORD_HASH_METHOD": CHEAP_HASH,
             "SWEEP_INTERVAL_SECONDS": 0,
+            "SECRET_KEY": "bench",
         }
     )
     with app.app_context():
@@ -775,7 +776,10 @@ def main() -> int:
         payload_path.write_text(json.dumps(data["payload"]))
         print(f"payload: {len(json.dumps(data['payload']))} bytes of consult JSON")
         env = dict(
-            os.environ, DATABASE_URL=args.database_url, SWEEP_INTERVAL_SECONDS="0"
+            os.environ,
+            DATABASE_URL=args.database_url,
+            SWEEP_INTERVAL_SECONDS="0",
+            SECRET_KEY="bench",
         )
         env.pop("REDIS_URL", None)
         floor_args = ("--pythonpath", str(ROOT / "bench"))

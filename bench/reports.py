@@ -118,7 +118,12 @@ def vacuum_analyze(url: str) -> float:
 
 def flask(url: str, *args: str, timeout: float) -> float:
     """`python -m flask --app wsgi ARGS` on the database; its output is shown indented."""
-    env = {**os.environ, "DATABASE_URL": url, "SWEEP_INTERVAL_SECONDS": "0"}
+    env = {
+        **os.environ,
+        "DATABASE_URL": url,
+        "SWEEP_INTERVAL_SECONDS": "0",
+        "SECRET_KEY": "bench",
+    }
     command = [sys.executable, "-m", "flask", "--app", "wsgi", *args]
     started = time.perf_counter()
     with subprocess.Popen(

@@ -2,13 +2,18 @@
 
 import logging
 import os
+import re
+import secrets
+import sys
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from flask import Flask, request
 from sqlalchemy import event
 from sqlalchemy.engine import Engine
+from werkzeug.datastructures import Headers
 from werkzeug.middleware.proxy_fix import ProxyFix
 
+from broker.bounds import refuse_deep_json
 from broker.config import Config, normalise_database_url
 from broker.extensions import (
     csrf,
@@ -19,6 +24,7 @@ from broker.extensions import (
     rest_api,
     socketio,
 )
+from broker.live_clients import client_manager
 from broker.models import render_for_migrations
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -34,6 +40,38 @@ def _check_time_zone(name: str) -> None:
         ) from None
 
 
+def _check_secret_key(app: Flask) -> None:
+    """No built-in secret: outside development and tests, serving without SECRET_KEY
+    stops the start (gunicorn, `flask run`).
+
+    Development (FLASK_DEBUG), tests, and the other command-line commands (which sign
+    nothing: migrations, users, the sweep) get a random key for this process.
+    """
+    if app.config["SECRET_KEY"]:
+        return
+    if not (app.debug or app.testing or _command_other_than_run()):
+        raise RuntimeError(
+            "SECRET_KEY is not set: set it to a long random value, the same in every "
+            "process (`make run` keeps one in instance/secret_key)"
+        )
+    app.config["SECRET_KEY"] = secrets.token_hex(32)
+
+
+def _command_other_than_run() -> bool:
+    """Built by the `flask` command line for a command that does not serve."""
+    return os.environ.get("FLASK_RUN_FROM_CLI") == "true" and "run" not in sys.argv[1:]
+
+
+def _configure_limiter(app: Flask) -> None:
+    app.config.setdefault(
+        "RATELIMIT_STORAGE_URI", app.config["REDIS_URL"] or "memory://"
+    )
+    app.config.setdefault("RATELIMIT_HEADERS_ENABLED", True)
+    # Redis down must not stop anyone signing in: count in memory until it is back.
+    app.config.setdefault("RATELIMIT_IN_MEMORY_FALLBACK_ENABLED", True)
+    limiter.init_app(app)
+
+
 def create_app(overrides: dict | None = None) -> Flask:
     app = Flask(
         __name__,
@@ -45,6 +83,7 @@ def create_app(overrides: dict | None = None) -> Flask:
     app.config.update(overrides or {})
     os.makedirs(app.instance_path, exist_ok=True)
     _check_time_zone(app.config["HOSPITAL_TIME_ZONE"])
+    _check_secret_key(app)
     _configure_database(app)
     _configure_logging(app)
 
@@ -59,20 +98,17 @@ def create_app(overrides: dict | None = None) -> Flask:
     )
     login_manager.init_app(app)
     csrf.init_app(app)
-    app.config.setdefault(
-        "RATELIMIT_STORAGE_URI", app.config["REDIS_URL"] or "memory://"
-    )
-    app.config.setdefault("RATELIMIT_HEADERS_ENABLED", True)
-    # Redis down must not stop anyone signing in: count in memory until it is back.
-    app.config.setdefault("RATELIMIT_IN_MEMORY_FALLBACK_ENABLED", True)
-    limiter.init_app(app)
+    _configure_limiter(app)
+    app.before_request(refuse_deep_json)
     rest_api.init_app(app)
     socketio.init_app(
         app,
-        message_queue=app.config["REDIS_URL"] or None,
-        channel=app.config["SOCKETIO_CHANNEL"],
+        client_manager=client_manager(
+            app.config["REDIS_URL"], app.config["SOCKETIO_CHANNEL"]
+        ),
         async_mode=app.config["SOCKETIO_ASYNC_MODE"],
     )
+    app.wsgi_app = LiveSecurityHeaders(app.wsgi_app)
     _trust_proxies(app)
 
     from broker import live  # noqa: F401  (registers the Socket.IO handlers)
@@ -118,22 +154,48 @@ CONTENT_SECURITY_POLICY = (
 HSTS = "max-age=31536000"
 
 
-def add_security_headers(response):
-    response.headers.setdefault("Content-Security-Policy", CONTENT_SECURITY_POLICY)
-    response.headers.setdefault("X-Content-Type-Options", "nosniff")
-    response.headers.setdefault("X-Frame-Options", "DENY")
+def security_headers(headers: Headers, mimetype: str, secure: bool) -> None:
+    """The headers every answer carries (those it has already are kept)."""
+    headers.setdefault("Content-Security-Policy", CONTENT_SECURITY_POLICY)
+    headers.setdefault("X-Content-Type-Options", "nosniff")
+    headers.setdefault("X-Frame-Options", "DENY")
     # Same-origin pages send their address as Referer (Flask-WTF's CSRF check needs it over
     # HTTPS); no other site ever learns where a link was followed from.
-    response.headers.setdefault("Referrer-Policy", "same-origin")
-    response.headers.setdefault(
-        "Permissions-Policy", "camera=(), microphone=(), geolocation=()"
-    )
-    if request.is_secure:
-        response.headers.setdefault("Strict-Transport-Security", HSTS)
-    if response.mimetype in ("text/html", "application/json", "text/csv"):
+    headers.setdefault("Referrer-Policy", "same-origin")
+    headers.setdefault("Permissions-Policy", "camera=(), microphone=(), geolocation=()")
+    if secure:
+        headers.setdefault("Strict-Transport-Security", HSTS)
+    if mimetype in ("text/html", "application/json", "text/csv"):
         # Pages and answers carry patient data: never keep them in a shared cache.
-        response.headers.setdefault("Cache-Control", "no-store")
+        headers.setdefault("Cache-Control", "no-store")
+
+
+def add_security_headers(response):
+    security_headers(response.headers, response.mimetype, request.is_secure)
     return response
+
+
+class LiveSecurityHeaders:
+    """WSGI: Socket.IO's answers (which carry patient data when polling) get the same
+    security headers, and are never cached; Socket.IO answers them before Flask's
+    after_request could."""
+
+    def __init__(self, wsgi_app):
+        self.wsgi_app = wsgi_app
+
+    def __call__(self, environ, start_response):
+        if not environ.get("PATH_INFO", "").startswith("/socket.io"):
+            return self.wsgi_app(environ, start_response)
+
+        def start(status, headers, exc_info=None):
+            headers = Headers(headers)
+            mimetype = headers.get("Content-Type", "").partition(";")[0]
+            secure = environ.get("wsgi.url_scheme") == "https"
+            security_headers(headers, mimetype, secure)
+            headers.setdefault("Cache-Control", "no-store")
+            return start_response(status, headers.to_wsgi_list(), exc_info)
+
+        return self.wsgi_app(environ, start)
 
 
 def _configure_database(app: Flask) -> None:
@@ -157,8 +219,26 @@ def _sqlite_enforces_foreign_keys(dbapi_connection, connection_record):
         cursor.close()
 
 
+class PathOnly(logging.Filter):
+    """The development server's access log (the `werkzeug` logger) without query strings:
+    they carry filters, dates and Socket.IO session ids."""
+
+    QUERY = re.compile(r"\?[^\s\"']*")
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if isinstance(record.args, tuple):
+            record.args = tuple(
+                self.QUERY.sub("", arg) if isinstance(arg, str) else arg
+                for arg in record.args
+            )
+        return True
+
+
 def _configure_logging(app: Flask) -> None:
     """Log lines carry method, path and status only: no request bodies, no query parameters."""
+    werkzeug_log = logging.getLogger("werkzeug")
+    if not any(isinstance(f, PathOnly) for f in werkzeug_log.filters):
+        werkzeug_log.addFilter(PathOnly())
     if not app.debug and not app.testing:
         logging.basicConfig(
             level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"

@@ -10,11 +10,13 @@ signed-in actor.
 import hashlib
 import secrets
 from datetime import timedelta
+from functools import lru_cache
 
 from flask import current_app
-from sqlalchemy import func, select, update
+from sqlalchemy import func, select
+from werkzeug.security import check_password_hash, generate_password_hash
 
-from broker import clock
+from broker import clock, sessions
 from broker.consults.errors import NotFound
 from broker.extensions import db
 from broker.models import ApiToken, Department, Membership, User
@@ -36,12 +38,26 @@ def create_user(email: str, name: str, password: str, is_admin: bool = False) ->
     return staff.create_user(None, email, name, password, admin=is_admin)
 
 
+@lru_cache
+def _dummy_hash(method: str) -> str:
+    """A hash no password matches, made with the method (and cost) real ones use."""
+    return generate_password_hash(secrets.token_hex(16), method=method)
+
+
 def authenticate(email: str, password: str) -> User | None:
-    """The active user with this e-mail and password, if local passwords are on."""
+    """The active user with this e-mail and password, if local passwords are on.
+
+    An unknown e-mail is checked against a dummy hash of the same cost, so the time
+    taken does not tell which e-mails have accounts.
+    """
     if not current_app.config["LOCAL_PASSWORDS"]:
         return None
     user = user_by_email(email)
-    if user is None or not user.active or not user.check_password(password or ""):
+    if user is None:
+        method = current_app.config["PASSWORD_HASH_METHOD"]
+        check_password_hash(_dummy_hash(method), password or "")
+        return None
+    if not user.check_password(password or "") or not user.active:
         return None
     return user
 
@@ -97,26 +113,23 @@ def token_record(token: str) -> ApiToken | None:
     )
 
 
-def user_for_token(token: str) -> User | None:
-    """The token's user, unless it is unknown, expired or revoked, or the user deactivated."""
+def valid_token(token: str) -> ApiToken | None:
+    """The token's record, unless it is unknown, expired or revoked, or its user
+    deactivated."""
     record = token_record(token)
     if record is None or not record.valid or not record.user.active:
         return None
-    return record.user
+    return record
+
+
+def user_for_token(token: str) -> User | None:
+    """The token's user, unless it is unknown, expired or revoked, or the user deactivated."""
+    record = valid_token(token)
+    return record.user if record is not None else None
 
 
 def revoke_token(token: str) -> None:
+    """Revoke the token; its sockets are disconnected (broker/sessions.py)."""
     record = token_record(token)
     if record is not None and record.revoked_at is None:
-        record.revoked_at = clock.now()
-        db.session.commit()
-
-
-def revoke_tokens_of(user: User, keeping: ApiToken | None = None) -> None:
-    """Revoke every live token of the user (but `keeping`), in the caller's transaction."""
-    query = update(ApiToken).where(
-        ApiToken.user_id == user.id, ApiToken.revoked_at.is_(None)
-    )
-    if keeping is not None:
-        query = query.where(ApiToken.id != keeping.id)
-    db.session.execute(query.values(revoked_at=clock.now()))
+        sessions.end_token(record)

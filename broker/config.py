@@ -18,8 +18,10 @@ def normalise_database_url(url: str) -> str:
 
 
 class Config:
-    # Signs session cookies. Must be set to a long random value in production.
-    SECRET_KEY = os.environ.get("SECRET_KEY", "dev-only-not-secret")
+    # Signs session cookies and CSRF tokens: a long random value, the same in every process.
+    # There is no built-in one: without it the service refuses to start, except in
+    # development (FLASK_DEBUG) and tests, which get a random key per process.
+    SECRET_KEY = os.environ.get("SECRET_KEY", "")
 
     # Default: a SQLite file in the instance folder (filled in by create_app).
     DATABASE_URL = os.environ.get("DATABASE_URL", "")
@@ -51,16 +53,32 @@ class Config:
     # Bearer tokens expire after this many hours (a long shift); DELETE /api/tokens/current revokes.
     TOKEN_LIFETIME_HOURS = int(os.environ.get("TOKEN_LIFETIME_HOURS", "12"))
 
-    # Sign-in attempts allowed per client address, and failed ones per account.
+    # Signing in (broker/throttle.py, docs/security.md). Hard limits (429): attempts per
+    # client address, and failed attempts per account from one address.
     SIGN_IN_LIMIT_PER_ADDRESS = os.environ.get(
         "SIGN_IN_LIMIT_PER_ADDRESS", "30 per minute"
     )
-    SIGN_IN_FAILURES_PER_ACCOUNT = os.environ.get(
-        "SIGN_IN_FAILURES_PER_ACCOUNT", "10 per 15 minutes"
+    SIGN_IN_FAILURES_PER_ACCOUNT_AND_ADDRESS = os.environ.get(
+        "SIGN_IN_FAILURES_PER_ACCOUNT_AND_ADDRESS", "10 per 15 minutes"
+    )
+    # Per account from anywhere, no lock-out: past this many failures each attempt waits,
+    # SIGN_IN_SLOW_DOWN_SECONDS at first, twice as long after each further failure, at most
+    # SIGN_IN_SLOW_DOWN_MAX_SECONDS.
+    SIGN_IN_FAILURES_BEFORE_SLOW_DOWN = os.environ.get(
+        "SIGN_IN_FAILURES_BEFORE_SLOW_DOWN", "5 per 15 minutes"
+    )
+    SIGN_IN_SLOW_DOWN_SECONDS = float(os.environ.get("SIGN_IN_SLOW_DOWN_SECONDS", "1"))
+    SIGN_IN_SLOW_DOWN_MAX_SECONDS = float(
+        os.environ.get("SIGN_IN_SLOW_DOWN_MAX_SECONDS", "10")
     )
     # Proxies in front of the service whose X-Forwarded-For, -Proto and -Host are believed
     # (0: none; 1 behind docs/nginx.conf).
     TRUSTED_PROXIES = int(os.environ.get("TRUSTED_PROXIES", "0"))
+
+    # The largest request body taken (bytes; larger is a 413), and the deepest nesting of a
+    # JSON body (deeper is a 422).
+    MAX_CONTENT_LENGTH = int(os.environ.get("MAX_CONTENT_LENGTH", str(1024 * 1024)))
+    JSON_MAX_DEPTH = int(os.environ.get("JSON_MAX_DEPTH", "32"))
 
     # Werkzeug hash method for passwords: scrypt at its default cost. Tests lower the cost.
     PASSWORD_HASH_METHOD = os.environ.get("PASSWORD_HASH_METHOD", "scrypt")
@@ -93,9 +111,15 @@ class Config:
         "security": [{"bearerAuth": []}],
     }
 
-    # Browser sessions end after this many minutes without a page request.
+    # Browser sessions (kept on the server: broker/sessions.py) end after this many
+    # minutes without a page request, and this many hours after signing in, whatever.
     SESSION_IDLE_MINUTES = int(os.environ.get("SESSION_IDLE_MINUTES", "15"))
-    PERMANENT_SESSION_LIFETIME = 60 * SESSION_IDLE_MINUTES
+    SESSION_ABSOLUTE_HOURS = int(os.environ.get("SESSION_ABSOLUTE_HOURS", "12"))
+    PERMANENT_SESSION_LIFETIME = 3600 * SESSION_ABSOLUTE_HOURS
+    # A process checks the credentials of its open sockets this often (expiry has no event).
+    LIVE_CREDENTIAL_CHECK_SECONDS = float(
+        os.environ.get("LIVE_CREDENTIAL_CHECK_SECONDS", "5")
+    )
 
     # Send the session cookie back only when the session changed: a live refresh in flight
     # must not put back a cookie that an action's answer has since replaced.

@@ -13,26 +13,29 @@ and answered all the same, and clients catch up by resyncing when they reconnect
 
 import contextvars
 import threading
+import time
 from functools import wraps
 
-from flask import current_app, session
+from flask import current_app, g, request, session
 from flask_login import current_user
 from flask_socketio import ConnectionRefusedError, join_room, leave_room
 from sqlalchemy import select
 from sqlalchemy.orm import Session, joinedload
 
-from broker import accounts
+from broker import accounts, clock, sessions
 from broker.api.schemas import ConsultSchema, NotificationSchema
 from broker.bulk import among
-from broker.consults import access
+from broker.consults import access, audit
 from broker.consults.audit import record_read
 from broker.consults.changes import Changes, committing
 from broker.consults.errors import NotFound
 from broker.consults.queries import visible_consult
 from broker.extensions import db, socketio
 from broker.models import Consult, Notification, User
+from broker.sessions import Credential
 
 ADMINS = "admins"
+SIGN_IN_AGAIN = "Your session or token has ended: sign in again."
 consult_schema = ConsultSchema()
 notification_schema = NotificationSchema()
 
@@ -57,39 +60,82 @@ def rooms_of(user: User) -> list[str]:
     return rooms
 
 
-def _authenticate(auth) -> User | None:
+def _authenticate(auth) -> tuple[User, Credential] | None:
+    """The user and what vouches for them: the token in `auth`, or the browser's session."""
     if isinstance(auth, dict) and isinstance(auth.get("token"), str):
-        return accounts.user_for_token(auth["token"])
+        record = accounts.valid_token(auth["token"])
+        return (record.user, Credential("token", record.id)) if record else None
     if current_user.is_authenticated:
-        return current_user._get_current_object()
+        return current_user._get_current_object(), g.credential
     return None
 
 
+# This process's sockets: sid -> (what authenticated it, its user's id).
+_local: dict[str, tuple[Credential, int]] = {}
+
+
 def _connected_user() -> User | None:
-    user_id = session.get("live_user_id")
-    return db.session.get(User, user_id) if user_id else None
+    """The socket's user while their session or token is in force (one read); else None,
+    and the socket is disconnected once the handler's refusal is on its way."""
+    kind, credential_id = session.get("live_credential") or (None, None)
+    user = sessions.user_of(Credential(kind, credential_id)) if kind else None
+    if user is None:
+        socketio.start_background_task(_disconnect_soon, request.sid)
+    return user
+
+
+def _disconnect_soon(sid: str) -> None:
+    socketio.sleep(0.5)  # the refusal (an acknowledgement) goes out first
+    socketio.server.disconnect(sid, namespace="/", ignore_queue=True)
 
 
 @socketio.on("connect")
 def connect(auth=None):
-    user = _authenticate(auth)
-    if user is None:
+    found = _authenticate(auth)
+    if found is None:
         raise ConnectionRefusedError(
             "Sign in first: a session, or auth={'token': ...}."
         )
-    session["live_user_id"] = user.id
-    for room in rooms_of(user):
+    user, credential = found
+    session["live_credential"] = (credential.kind, credential.id)
+    for room in [*rooms_of(user), credential.room]:
         join_room(room)
+    _local[request.sid] = (credential, user.id)
+    _start_background_work(current_app._get_current_object())
+
+
+@socketio.on("disconnect")
+def gone(*reason):
+    _local.pop(request.sid, None)
+
+
+# The largest id a consult can have (the column's range); beyond it there is none.
+MAX_CONSULT_ID = 2**31 - 1
+NO_SUCH_CONSULT = {"ok": False, "error": "No such consult."}
+
+
+def _consult_id(data) -> int | None:
+    """The event's {"consult_id": <id>}, or None for anything else (missing, not a
+    whole number, out of range): answered with an error, never raised."""
+    consult_id = data.get("consult_id") if isinstance(data, dict) else None
+    if type(consult_id) is not int or not 1 <= consult_id <= MAX_CONSULT_ID:
+        return None
+    return consult_id
 
 
 @socketio.on("watch")
-def watch(data):
+def watch(data=None):
     """Join one consult's room; answers the consult, or a refusal if it may not be seen."""
     user = _connected_user()
+    if user is None:
+        return {"ok": False, "error": SIGN_IN_AGAIN}
+    consult_id = _consult_id(data)
+    if consult_id is None:
+        return NO_SUCH_CONSULT
     try:
-        consult = visible_consult(user, int(data["consult_id"]))
-    except (NotFound, KeyError, TypeError, ValueError):
-        return {"ok": False, "error": "No such consult."}
+        consult = visible_consult(user, consult_id)
+    except NotFound:
+        return NO_SUCH_CONSULT
     join_room(consult_room(consult.id))
     answer = {"ok": True, "consult": consult_schema.dump(consult)}
     record_read(consult, user, "live")
@@ -97,11 +143,13 @@ def watch(data):
 
 
 @socketio.on("unwatch")
-def unwatch(data):
-    try:
-        leave_room(consult_room(int(data["consult_id"])))
-    except (KeyError, TypeError, ValueError):
-        return {"ok": False}
+def unwatch(data=None):
+    if _connected_user() is None:
+        return {"ok": False, "error": SIGN_IN_AGAIN}
+    consult_id = _consult_id(data)
+    if consult_id is None:
+        return NO_SUCH_CONSULT
+    leave_room(consult_room(consult_id))
     return {"ok": True}
 
 
@@ -231,3 +279,95 @@ def wait_for_deferred_pushes(timeout: float = 30.0) -> None:
         tasks = list(_deferred_tasks)
     for task in tasks:
         task.join(timeout)
+
+
+# --- credentials that end, and the audit of pushes -----------------------------------
+
+
+@sessions.credential_ended.connect
+def close_sockets(credential: Credential) -> None:
+    """A session or token ended: its sockets, on every process, are disconnected."""
+    guarded(lambda: socketio.close_room(credential.room))()
+
+
+_shown: list[
+    tuple
+] = []  # (user ids, consult id, at) of pushes delivered here, unwritten
+_shown_lock = threading.Lock()
+PENDING_PUSH_AUDIT_LIMIT = 10_000  # pushes kept while the database is away
+
+
+def consult_pushed(sids: list[str], payload: dict) -> None:
+    """A `consult` push reached these sockets of this process: each user is recorded as
+    shown it (written by `_write_shown` within a second, many pushes in one INSERT)."""
+    users = {_local[sid][1] for sid in sids if sid in _local}
+    if users:
+        with _shown_lock:
+            _shown.append((users, payload["id"], clock.now()))
+
+
+def _write_shown(app) -> None:
+    with _shown_lock:
+        pushes = _shown[:]
+        del _shown[:]
+    if not pushes:
+        return
+    rows = [
+        row
+        for users, consult_id, at in pushes
+        for row in audit.rows_for(sorted(users), [consult_id], "live-push", at)
+    ]
+    with app.app_context():
+        try:
+            audit.write(rows)
+            db.session.commit()
+        except Exception:
+            db.session.rollback()
+            with _shown_lock:  # kept for the next try, up to a bound
+                _shown[:0] = pushes[-PENDING_PUSH_AUDIT_LIMIT:]
+            app.logger.exception("Could not write the audit of live pushes")
+        finally:
+            db.session.remove()
+
+
+def _close_ended_sockets(app) -> None:
+    """Disconnect this process's sockets whose session or token expired (no event tells)."""
+    held = dict(_local)
+    if not held:
+        return
+    with app.app_context():
+        try:
+            valid = sessions.still_valid(
+                {credential for credential, _ in held.values()}
+            )
+        finally:
+            db.session.remove()
+    for sid, (credential, _) in held.items():
+        if credential not in valid:
+            socketio.server.disconnect(sid, namespace="/", ignore_queue=True)
+
+
+def _background(app) -> None:
+    checked_at = 0.0
+    while True:
+        socketio.sleep(1)
+        _write_shown(app)
+        every = app.config["LIVE_CREDENTIAL_CHECK_SECONDS"]
+        if every and time.monotonic() - checked_at >= every:
+            checked_at = time.monotonic()
+            try:
+                _close_ended_sockets(app)
+            except Exception:
+                app.logger.exception(
+                    "Could not check the live connections' credentials"
+                )
+
+
+def _start_background_work(app) -> None:
+    """Once per app, with its first socket: the push audit writer and the checks."""
+    with _shown_lock:
+        if app.extensions.get("live_background"):
+            return
+        app.extensions["live_background"] = True
+    socketio.server.manager.on_consult_pushed = consult_pushed
+    socketio.start_background_task(_background, app)

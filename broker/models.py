@@ -223,19 +223,66 @@ class ApiToken(db.Model):
         )
 
 
+class UserSession(db.Model):
+    """A signed-in browser. The cookie carries a random key; only its digest is kept."""
+
+    __tablename__ = "user_sessions"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id"), index=True)
+    key_digest: Mapped[str] = mapped_column(String(64), unique=True)
+    started_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    last_used_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    ended_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    address: Mapped[str] = mapped_column(String(64))
+    browser: Mapped[str] = mapped_column(String(200))  # the user agent, cut short
+
+    user: Mapped[User] = relationship()
+
+
 class ConsultRead(db.Model):
-    """The access audit: who read a consult's details, when, and through what."""
+    """The access audit: who was shown a consult's patient data, when, and through what.
+
+    Append-only: the database refuses UPDATE and DELETE (`AUDIT_APPEND_ONLY`).
+    """
 
     __tablename__ = "consult_reads"
-    __table_args__ = (Index("ix_consult_reads_consult_id_at", "consult_id", "at"),)
+    __table_args__ = (
+        Index("ix_consult_reads_consult_id_at", "consult_id", "at"),
+        Index("ix_consult_reads_user_id_at", "user_id", "at"),
+        Index("ix_consult_reads_at", "at"),
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     consult_id: Mapped[int] = mapped_column(ForeignKey("consults.id"))
     user_id: Mapped[int] = mapped_column(ForeignKey("users.id"))
     at: Mapped[datetime] = mapped_column(UTCDateTime)
-    via: Mapped[str] = mapped_column(String(16))  # api, page, live
+    via: Mapped[str] = mapped_column(String(32))  # see broker/consults/audit.py VIAS
 
     user: Mapped[User] = relationship()
+
+
+# The audit's append-only rule, kept by the database itself (also in the migration).
+AUDIT_APPEND_ONLY = {
+    "postgresql": [
+        """CREATE OR REPLACE FUNCTION consult_reads_append_only() RETURNS trigger AS $$
+        BEGIN RAISE EXCEPTION 'the access audit is append-only'; END;
+        $$ LANGUAGE plpgsql""",
+        """CREATE TRIGGER consult_reads_append_only BEFORE UPDATE OR DELETE
+        ON consult_reads FOR EACH ROW EXECUTE FUNCTION consult_reads_append_only()""",
+    ],
+    "sqlite": [
+        f"""CREATE TRIGGER consult_reads_no_{verb.lower()} BEFORE {verb} ON consult_reads
+        BEGIN SELECT RAISE(ABORT, 'the access audit is append-only'); END"""
+        for verb in ("UPDATE", "DELETE")
+    ],
+}
+
+
+@event.listens_for(ConsultRead.__table__, "after_create")
+def _audit_append_only(table, connection, **kwargs):
+    for statement in AUDIT_APPEND_ONLY.get(connection.dialect.name, []):
+        connection.execute(text(statement))
 
 
 REPORT_FACTS = [
@@ -312,7 +359,7 @@ class Consult(db.Model):
     status: Mapped[str] = mapped_column(String(16), default=Status.PENDING)
     requester_id: Mapped[int] = mapped_column(ForeignKey("users.id"), index=True)
     owner_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"), index=True)
-    patient_ref: Mapped[str] = mapped_column(String(64))
+    patient_ref: Mapped[str] = mapped_column(String(64), index=True)  # audit search
     question: Mapped[str] = mapped_column(Text)
     study_ref: Mapped[str | None] = mapped_column(String(64))
     # The requester's Idempotency-Key (or the new-consult form's): a retry of the
@@ -482,7 +529,7 @@ class ConsultEvent(db.Model):
 def refuse_timeline_rewrites(session, flush_context, instances):
     """Rule 6 of the spec: nothing on a timeline is ever changed or deleted."""
     for obj in list(session.dirty) + list(session.deleted):
-        if isinstance(obj, ConsultEvent) and (
+        if isinstance(obj, ConsultEvent | ConsultRead) and (
             obj in session.deleted or session.is_modified(obj)
         ):
-            raise RuntimeError("the consult timeline is append-only")
+            raise RuntimeError(f"{obj.__tablename__} is append-only")

@@ -477,12 +477,17 @@ def _share(part: int, whole: int) -> float | None:
     return round(part / whole, 3) if whole else None
 
 
+# What a spreadsheet takes as the start of a formula, the full-width forms included
+# (some spreadsheets read ＝ as =).
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r", "＝", "＋", "－", "＠")
+
+
 def _csv_cell(value) -> str:
     """Numbers as they are; text that a spreadsheet would run as a formula is quoted."""
     if value is None:
         return ""
     text = str(value)
-    if isinstance(value, str) and text[:1] in ("=", "+", "-", "@", "\t", "\r"):
+    if isinstance(value, str) and text[:1] in FORMULA_STARTS:
         return "'" + text
     return text
 

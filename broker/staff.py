@@ -20,7 +20,7 @@ from datetime import timedelta
 from flask import current_app
 from sqlalchemy import select
 
-from broker import accounts, clock
+from broker import accounts, clock, sessions
 from broker.consults import actions, limits
 from broker.consults.access import ALLOWED, Verdict, is_chief
 from broker.consults.deadlines import default_policies
@@ -32,7 +32,6 @@ from broker.extensions import db
 from broker.models import (
     OWNED_STATUSES,
     AdminEvent,
-    ApiToken,
     Consult,
     Department,
     Membership,
@@ -80,14 +79,10 @@ def _log(
     )
 
 
-def _end_access(user: User, keeping: ApiToken | None = None) -> None:
-    """The one place a user's access ends: their API tokens (but `keeping`) are revoked.
-
-    A deactivated user's session cookie is refused by the page's user loader and
-    their socket's next event by the live layer; ending live sessions and
-    sockets of an active user (a password change) awaits the sessions module.
-    """
-    accounts.revoke_tokens_of(user, keeping)
+def _end_access(user: User, keeping: sessions.Credential | None = None) -> None:
+    """The one place a user's access ends: every session and token (but `keeping`,
+    the one asking), in the caller's transaction; their sockets close once it commits."""
+    sessions.end_all_in_transaction(user, keeping)
 
 
 # Users
@@ -224,7 +219,7 @@ def reset_password(actor: User | None, user: User) -> str:
 
 @transaction
 def change_password(
-    user: User, current: str, new: str, keeping: ApiToken | None = None
+    user: User, current: str, new: str, keeping: sessions.Credential | None = None
 ) -> User:
     """The user sets their own password (the current one required). Every other
     token (all but `keeping`, the one asking) ends."""

@@ -264,13 +264,15 @@ class Swept:
 
 
 def swept(output: str) -> Swept:
-    """What `flask sweep` printed, parsed, checking that its lines add up."""
+    """What `flask sweep` printed, parsed, checking that its lines add up (the last
+    line says where its pushes went)."""
     lines = output.strip().splitlines()
     summary = SWEEP_SUMMARY.match(lines[0])
     assert summary, lines[0]
+    assert "push" in lines[-1], lines[-1]
     escalated = [
         tuple(int(n) for n in ESCALATION_LINE.match(line).groups())
-        for line in lines[1:]
+        for line in lines[1:-1]
     ]
     assert len(escalated) == int(summary["escalated"]), output
     return Swept(when(summary["at"]), escalated, int(summary["closed"]))

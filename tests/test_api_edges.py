@@ -5,6 +5,8 @@ down, on SQLite and on PostgreSQL.
 """
 
 import json
+import logging
+import re
 
 import pytest
 from conftest import NEW_CONSULT
@@ -89,3 +91,44 @@ def test_the_edges_of_the_range_are_taken(hospital):
 
     assert response.status_code == 200
     assert response.json["from"] == "1900-01-01T00:00:00+00:00"
+
+
+def test_a_body_over_the_size_limit_is_a_413_in_the_one_error_shape(hospital, app):
+    big = {**NEW_CONSULT, "question": "x" * (1024 * 1024)}
+
+    response = hospital.patel.post("/api/consults", json=big)
+
+    assert response.status_code == 413
+    assert response.json["code"] == 413
+    assert hospital.patel.get("/api/consults").json == []
+    app.config["MAX_CONTENT_LENGTH"] = 2000
+    assert hospital.patel.post("/api/consults", json=NEW_CONSULT).status_code == 201
+    small_big = {**NEW_CONSULT, "question": "x" * 2000}
+    assert hospital.patel.post("/api/consults", json=small_big).status_code == 413
+
+
+@pytest.mark.parametrize("depth", [33, 1000, 100_000])
+@pytest.mark.parametrize("path", ["/api/tokens", "/api/consults", "/sign-in"])
+def test_json_nested_too_deep_is_invalid_input_and_logs_nothing(
+    hospital, client, caplog, depth, path
+):
+    body = '{"email": ' + "[" * depth + "]" * depth + ', "password": "x"}'
+    headers = {**hospital.patel.headers, "Content-Type": "application/json"}
+    if path == "/sign-in":
+        page = client.get("/sign-in").text
+        headers["X-CSRFToken"] = re.search(r'csrf_token"[^>]* value="([^"]+)"', page)[1]
+
+    response = client.post(path, data=body, headers=headers)
+
+    assert response.status_code == 422
+    assert [r for r in caplog.records if r.levelno >= logging.WARNING] == []
+
+
+def test_json_nested_as_deep_as_allowed_is_read(hospital, client):
+    email = "[" * 31 + "]" * 31
+    body = '{"email": ' + email + ', "password": "x"}'
+
+    response = post_raw_json(hospital.patel, "/api/tokens", body)
+
+    assert response.status_code == 422
+    assert set(response.json["errors"]) == {"email"}

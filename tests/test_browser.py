@@ -146,6 +146,11 @@ def fill_new_consult(page: Page, patient_ref: str, question: str, urgency="stat"
     page.fill("#study_ref", "ACC-20931")
 
 
+def choose(page: Page, mode: str) -> None:
+    """Choose what to do in the consult page's composer (answer, message, close, ...)."""
+    page.check(f'input[name="composer-mode"][value="{mode}"]')
+
+
 def timeline_kinds(page: Page) -> list[str]:
     return page.locator("#timeline > li").evaluate_all(
         "items => items.map(li => [...li.classList]"
@@ -234,8 +239,9 @@ def test_the_whole_story_across_three_browsers(hospital, open_context):
     press(colleague, "#answer-button", "Answer sent.")
     live(colleague)
     expect(physician.locator("#timeline")).to_contain_text(first_answer)
-    expect(physician.locator("#close-button")).to_be_visible()
     expect(physician.locator("#message-button")).to_have_text("Ask follow-up")
+    expect(physician.locator("#message-button")).to_be_visible()
+    expect(physician.locator("#close-button")).to_have_count(1)
     assert_not_reloaded(physician)
 
     # A follow-up goes back to the same owner, whose page shows it live.
@@ -255,6 +261,7 @@ def test_the_whole_story_across_three_browsers(hospital, open_context):
     assert_not_reloaded(physician)
 
     # The physician closes it with a rating.
+    choose(physician, "close")
     physician.check('input[name="close-rating"][value="5"]')
     physician.fill('[name="close-comment"]', "Quick and clear, thank you.")
     press(physician, "#close-button", "Consult closed. Thank you.")
@@ -306,13 +313,15 @@ def test_a_field_error_keeps_what_was_typed(hospital, open_context):
     field = page.locator(".field.has-error")
     expect(field).to_have_count(1)
     expect(field.locator("#patient_ref")).to_have_attribute(
-        "aria-describedby", "patient_ref-error"
+        "aria-describedby", re.compile(r"\bpatient_ref-error\b")
     )
     # ... and everything typed is still there.
     expect(page.locator("#question")).to_have_value(QUESTION)
     expect(page.locator("#study_ref")).to_have_value("ACC-20931")
     expect(page.locator("#department")).to_have_value("radiology")
     expect(page.locator('input[name="urgency"][value="urgent"]')).to_be_checked()
+    # The cursor is in the field to fix.
+    expect(page.locator("#patient_ref")).to_be_focused()
 
     # Fixed, it goes through with what was typed first.
     page.fill("#patient_ref", "MRN-4417")
@@ -535,15 +544,20 @@ def test_the_alerts_menu_stays_on_a_phone_screen(hospital, new_consult, open_con
     assert box["x"] + box["width"] <= PHONE["width"], box
 
 
-def test_a_live_update_keeps_an_open_form_and_what_was_typed(
-    hospital, new_consult, open_context, live_server_process
-):
-    consult = new_consult()
-    path = f"/consults/{consult['id']}"
+def owners_page(hospital, new_consult, open_context) -> tuple[Page, str]:
+    """Castillo's open page of a consult he has claimed (live), and its path."""
+    path = f"/consults/{new_consult()['id']}"
     assert hospital.castillo.post(f"/api{path}/claim").status_code == 200
     page = sign_in(open_context(), "castillo@h.test")
     page.goto(path)
     live(page)
+    return page, path
+
+
+def test_a_live_update_keeps_an_open_form_and_what_was_typed(
+    hospital, new_consult, open_context, live_server_process
+):
+    page, path = owners_page(hospital, new_consult, open_context)
     page.fill('[name="answer-body"]', "Draft answer, half written")
     page.get_by_text("Hand off to a colleague").click()
     page.fill('[name="handoff-note"]', "Draft handoff note")
@@ -749,3 +763,111 @@ def test_the_chief_sees_the_dashboard_drawn_with_data_and_a_requester_is_refused
     assert requester.goto("/departments/radiology/dashboard").status == 403
     member = sign_in(open_context(), "castillo@h.test")
     assert member.goto("/departments/radiology/dashboard").status == 403
+
+
+@pytest.mark.parametrize(
+    ("action", "body", "words"),
+    [
+        ("assign", {"user_id": "@nguyen"}, "Dr Okafor reassigned"),
+        ("redirect", {"department": "cardiology", "reason": "Cardiac."}, "Dr Okafor redirected"),
+    ],
+)  # fmt: skip
+def test_an_owner_whose_consult_is_taken_sees_it_live_and_keeps_what_they_typed(
+    hospital, new_consult, open_context, live_server_process, action, body, words
+):
+    """SPEC rule 7: the chief reassigns or redirects the consult Castillo is answering."""
+    page, path = owners_page(hospital, new_consult, open_context)
+    draft = "No drainable collection; the fluid is reactive.\nSecond line of my answer."
+    page.fill('[name="answer-body"]', draft)
+
+    body = {
+        k: hospital.nguyen.user_id if v == "@nguyen" else v for k, v in body.items()
+    }
+    response = requests.post(
+        f"{live_server_process.url}/api{path}/{action}",
+        headers=hospital.okafor.headers,
+        json=body,
+        timeout=10,
+    )
+    assert response.status_code == 200, response.text
+
+    notices = page.locator("#consult-notices")
+    expect(notices).to_contain_text(words, timeout=LIVE)
+    expect(notices).to_contain_text("it is no longer yours")
+    expect(page.locator("#unread-count")).to_have_text("1")
+    expect(page.locator('[name="answer-body"]')).to_have_count(0, timeout=LIVE)
+    expect(page.locator("#answer-button")).to_have_count(0)
+    kept = page.locator("#unsent-text textarea")
+    expect(kept).to_have_value(draft)
+    expect(page.locator("#unsent-text")).to_contain_text("Your answer")
+    if action == "assign":
+        expect(page.locator("#owner")).to_have_text("Dr Nguyen")
+    assert_not_reloaded(page)
+
+
+def test_an_over_long_question_is_counted_and_refused_with_every_character_kept(
+    hospital, open_context
+):
+    page = sign_in(open_context(), "patel@h.test")
+    fill_new_consult(page, "MRN-4417", "Is there a leak?")
+    expect(page.locator("[maxlength]")).to_have_count(0)
+    left = page.locator("#question-counter .left")
+    expect(left).to_have_text("9,984 characters left")
+    expect(page.locator("#patient_ref-counter .left")).to_have_text(
+        "56 characters left"
+    )
+
+    question = "Q" * 20_000
+    page.fill("#question", question)
+    expect(left).to_have_text("10,000 characters too many")
+    page.click("#send-consult")
+
+    error = page.locator("#question-error")
+    expect(error).to_have_text("At most 10,000 characters (20,000 typed).")
+    expect(page.locator("#question")).to_be_focused()
+    assert page.locator("#question").input_value() == question
+    assert page.url.endswith("/consults/new")
+    assert hospital.patel.get("/api/consults").json == []
+
+
+def test_a_form_error_on_the_consult_page_keeps_the_address_and_focuses_the_field(
+    hospital, new_consult, open_context
+):
+    consult = new_consult()
+    path = f"/consults/{consult['id']}"
+    assert hospital.castillo.post(f"/api{path}/claim").status_code == 200
+    page = sign_in(open_context(), "castillo@h.test")
+    page.goto(path)
+    page.fill('[name="answer-body"]', "Half an answer")
+    choose(page, "handoff")
+    expect(page.locator('[name="answer-body"]')).to_be_hidden()
+    page.select_option('[name="handoff-to_user_id"]', label="Dr Nguyen")
+    with page.expect_navigation() as navigation:
+        page.click("#handoff-button")
+
+    assert navigation.value.status == 422
+    expect(page).to_have_url(re.compile(rf"{path}$"))
+    note = page.locator('[name="handoff-note"]')
+    expect(note).to_be_visible()
+    expect(note).to_be_focused()
+    expect(page.locator("#handoff-note-error")).to_contain_text("required")
+    # The rating is one row of five choices.
+    physician_page = sign_in(open_context(), "patel@h.test")
+    answer = {"body": "Nothing to drain."}
+    assert hospital.castillo.post(f"/api{path}/answer", json=answer).status_code == 200
+    physician_page.goto(path)
+    live(physician_page)
+    physician_page.wait_for_load_state("networkidle")
+    choose(physician_page, "close")
+    stars = physician_page.locator('input[name="close-rating"]')
+    expect(stars).to_have_count(5)
+    expect(stars.last).to_be_visible()
+    tops = stars.evaluate_all(
+        "els => els.map(e => Math.round(e.getBoundingClientRect().top))"
+    )
+    assert len(set(tops)) == 1, tops
+    stars.nth(3).focus()
+    physician_page.keyboard.press("ArrowRight")
+    expect(
+        physician_page.locator('input[name="close-rating"][value="5"]')
+    ).to_be_checked()

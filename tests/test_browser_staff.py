@@ -8,7 +8,6 @@ are test_browser.py's.
 import re
 from datetime import UTC, datetime, timedelta
 
-import pytest
 import requests
 from conftest import NEW_CONSULT
 from helpers import server_process
@@ -127,11 +126,6 @@ def test_a_leaver_is_signed_out_and_their_consult_moves_to_the_primary(
     assert refused.status_code == 401
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="ending a live page and socket at once needs sessions.end_all "
-    "(the sessions branch); staff._end_access is where it is called",
-)
 def test_a_deactivated_users_open_page_is_signed_out_within_a_second(
     hospital,
     open_context,  # noqa: F811

@@ -30,7 +30,8 @@ import psycopg
 import pytest
 import requests
 import socketio
-from conftest import NEW_CONSULT, POSTGRES_URL, ROOT, free_port
+from conftest import NEW_CONSULT, POSTGRES_URL
+from helpers import ROOT, free_port
 from sqlalchemy.engine import make_url
 
 from broker.config import normalise_database_url

@@ -608,7 +608,7 @@ def test_sweep_at_a_time_without_an_offset_takes_it_as_utc(hospital, new_consult
     result = app.test_cli_runner().invoke(args=["sweep", "--at", "2030-03-04T08:15:00"])
 
     assert result.exit_code == 0, result.output
-    assert result.stdout.splitlines() == [
+    assert result.stdout.splitlines()[:2] == [
         "Swept as of 2030-03-04T08:15:00+00:00: 1 escalation(s), 0 closed automatically.",
         f"  consult #{consult['id']} escalated to level 1",
     ]

@@ -9,7 +9,7 @@ import os
 import time
 
 import pytest
-from conftest import free_port
+from helpers import free_port
 
 from broker import create_app
 

@@ -26,6 +26,7 @@ from helpers import (
     Screen,
     ServerProcess,
     consult_event,
+    csrf_token,
     fire_together,
     signed_in_session,
     wait_until_listening_to_redis,
@@ -34,9 +35,11 @@ from helpers import (
 from socketio.exceptions import ConnectionError as SocketConnectionError
 from sqlalchemy import update
 
+from broker import accounts
 from broker.extensions import db
 from broker.live import DEFERRED_ABOVE
-from broker.models import Consult
+from broker.models import ApiToken, Consult, User
+from broker.sessions import digest
 
 REDIS_URL = os.environ.get("TEST_REDIS_URL", "")
 
@@ -739,3 +742,214 @@ def test_a_claim_through_one_process_reaches_a_client_of_another_within_a_second
     pushed = okafor.wait_for(consult_event(consult["id"], status="claimed"))
     assert pushed.data == without_timeline(response.json())
     assert pushed.at - responded < 1.0
+
+
+# --- absurd or missing data is answered, never raised -------------------------------
+
+
+def test_watch_with_absurd_or_missing_data_is_answered_with_an_error(
+    hospital, api, live, live_server_process
+):
+    consult = api.new_consult(hospital.patel)
+    screen = live(hospital.castillo)
+    refusal = {"ok": False, "error": "No such consult."}
+
+    for event in ("watch", "unwatch"):
+        for data in (
+            {"consult_id": 2**70},
+            {"consult_id": -1},
+            {"consult_id": 0},
+            {"consult_id": str(consult["id"])},
+            {"consult_id": 1.5},
+            {"consult_id": True},
+            {"consult_id": None},
+            {},
+            "watch everything",
+            [consult["id"]],
+        ):
+            answer = screen.client.call(event, data, timeout=WAIT)
+            assert answer == refusal, (event, data)
+        assert screen.client.call(event, timeout=WAIT) == refusal, event
+
+    assert screen.watch(consult["id"])["ok"] is True
+    assert "Traceback" not in live_server_process.log()
+
+
+# --- a socket lives only as long as what authenticated it --------------------------
+
+
+def wait_until_disconnected(screen: Screen, timeout: float = WAIT) -> None:
+    deadline = time.monotonic() + timeout
+    while screen.client.connected:
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{screen.name} is still connected after {timeout}s")
+        time.sleep(0.02)
+
+
+def test_signing_out_disconnects_the_sessions_socket_and_no_other(
+    hospital, api, live_server_process, screens
+):
+    url = live_server_process.url
+    browser = signed_in_session(url, hospital.castillo.email)
+    cookie = browser.cookies.get("session")
+    castillo = screens(url, headers={"Cookie": f"session={cookie}"})
+    nguyen = screens(url, hospital.nguyen)
+    page = browser.get(url + "/consults", timeout=WAIT).text
+
+    browser.post(url + "/sign-out", data={"csrf_token": csrf_token(page)}, timeout=WAIT)
+
+    wait_until_disconnected(castillo)
+    consult = api.new_consult(hospital.patel)
+    nguyen.wait_for(consult_event(consult["id"]))
+    assert castillo.consults(consult["id"]) == []
+    # The same cookie cannot open a new one.
+    again = Screen("replayed cookie")
+    with pytest.raises(SocketConnectionError):
+        again.connect(url, headers={"Cookie": f"session={cookie}"})
+
+
+def test_revoking_a_token_disconnects_its_socket(hospital, app, api, live):
+    castillo = live(hospital.castillo)
+    with app.app_context():
+        other_token = accounts.issue_token(
+            db.session.get(User, hospital.castillo.user_id)
+        )
+    other = live(hospital.castillo, auth={"token": other_token})
+
+    api.request("DELETE", hospital.castillo, "/api/tokens/current", 204)
+
+    wait_until_disconnected(castillo)
+    consult = api.new_consult(hospital.patel)
+    other.wait_for(consult_event(consult["id"]))  # the other token's socket stays
+    assert castillo.consults() == []
+
+
+def test_an_admin_ending_all_of_a_users_credentials_disconnects_their_sockets(
+    hospital, api, live_server_process, live, screens
+):
+    url = live_server_process.url
+    browser = signed_in_session(url, hospital.castillo.email)
+    by_cookie = screens(
+        url, headers={"Cookie": f"session={browser.cookies.get('session')}"}
+    )
+    by_token = live(hospital.castillo)
+
+    api.request(
+        "DELETE",
+        hospital.admin,
+        f"/api/users/{hospital.castillo.user_id}/sessions",
+        204,
+    )
+
+    wait_until_disconnected(by_cookie)
+    wait_until_disconnected(by_token)
+
+
+def expire_token(app, caller) -> None:
+    """The token's expiry passes (set in the database, as time passing would)."""
+    with app.app_context():
+        db.session.execute(
+            update(ApiToken)
+            .where(ApiToken.token_digest == digest(caller.token))
+            .values(expires_at=datetime.now(UTC) - timedelta(seconds=1))
+        )
+        db.session.commit()
+
+
+@pytest.mark.parametrize("server_env", [{"LIVE_CREDENTIAL_CHECK_SECONDS": "0"}])
+def test_every_handler_rechecks_the_credential_so_an_expired_token_is_refused(
+    hospital, app, api, live
+):
+    consult = api.new_consult(hospital.patel)
+    castillo = live(hospital.castillo)
+    assert castillo.watch(consult["id"])["ok"] is True
+
+    expire_token(app, hospital.castillo)
+
+    refused = castillo.watch(consult["id"])
+    assert refused["ok"] is False and "sign in again" in refused["error"]
+    assert "consult" not in refused
+    wait_until_disconnected(castillo)
+
+
+@pytest.mark.parametrize("server_env", [{"LIVE_CREDENTIAL_CHECK_SECONDS": "1"}])
+def test_a_socket_whose_token_expires_is_disconnected_without_any_event(
+    hospital, app, live
+):
+    castillo = live(hospital.castillo)
+    nguyen = live(hospital.nguyen)
+
+    expire_token(app, hospital.castillo)
+
+    wait_until_disconnected(castillo)
+    assert nguyen.client.connected
+
+
+def audit_of(caller_api: Http, chief, consult_id: int, via: str, who: int) -> list:
+    """Waits (bounded) for the audit to show `who` was shown the consult through `via`."""
+    deadline = time.monotonic() + WAIT
+    while True:
+        log = caller_api.get(chief, f"/api/consults/{consult_id}/access-log")
+        found = [e for e in log if e["via"] == via and e["user"]["id"] == who]
+        if found or time.monotonic() > deadline:
+            return found
+        time.sleep(0.1)
+
+
+def test_a_live_push_is_audited_for_each_user_it_reached_and_no_one_else(
+    hospital, api, live
+):
+    castillo = live(hospital.castillo)
+    lee = live(hospital.lee)
+    consult = api.new_consult(hospital.patel)
+    castillo.wait_for(consult_event(consult["id"]))
+    later = api.new_consult(hospital.patel, department="cardiology")
+    lee.wait_for(consult_event(later["id"]))
+
+    pushed = audit_of(
+        api, hospital.okafor, consult["id"], "live-push", hospital.castillo.user_id
+    )
+    assert len(pushed) == 1
+    log = api.get(hospital.admin, f"/api/consults/{consult['id']}/access-log")
+    pushed_to = {e["user"]["id"] for e in log if e["via"] == "live-push"}
+    # nguyen, okafor and patel were not connected: not shown; lee may not see it.
+    assert pushed_to == {hospital.castillo.user_id}
+
+
+@pytest.mark.skipif(not REDIS_URL, reason="needs Redis: set TEST_REDIS_URL")
+def test_ending_a_users_credentials_on_one_process_disconnects_them_on_another(
+    hospital, redis_servers, screens
+):
+    first, second = redis_servers.first, redis_servers.second
+    castillo = screens(first.url, hospital.castillo)
+    wait_until_listening_to_redis(castillo, REDIS_URL, redis_servers.channel)
+
+    Http(second.url).request(
+        "DELETE",
+        hospital.admin,
+        f"/api/users/{hospital.castillo.user_id}/sessions",
+        204,
+    )
+
+    wait_until_disconnected(castillo)
+
+
+@pytest.mark.skipif(not REDIS_URL, reason="needs Redis: set TEST_REDIS_URL")
+def test_a_push_from_another_process_is_audited_where_it_was_delivered(
+    hospital, redis_servers, screens
+):
+    first, second = redis_servers.first, redis_servers.second
+    okafor = screens(first.url, hospital.okafor)
+    wait_until_listening_to_redis(okafor, REDIS_URL, redis_servers.channel)
+
+    consult = Http(second.url).new_consult(hospital.patel)
+    okafor.wait_for(consult_event(consult["id"]))
+
+    pushed = audit_of(
+        Http(second.url),
+        hospital.admin,
+        consult["id"],
+        "live-push",
+        hospital.okafor.user_id,
+    )
+    assert len(pushed) == 1

@@ -16,8 +16,9 @@ import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import CheckConstraint, create_engine, inspect
+from sqlalchemy import CheckConstraint, create_engine, inspect, text
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import DBAPIError
 
 from broker.config import normalise_database_url
 from broker.extensions import db
@@ -177,3 +178,54 @@ def test_the_demo_loads_into_a_migrated_database(fresh_database_url):
 
     assert result.returncode == 0, result.stdout + result.stderr
     assert "Demo data loaded." in result.stdout
+
+
+def test_the_migrated_audit_refuses_update_and_delete(fresh_database_url):
+    """The migration itself installs the append-only rule (the trigger), not only create_all."""
+    flask_db(fresh_database_url, "upgrade")
+    scripts = ScriptDirectory(str(MIGRATIONS))
+    flask_db(fresh_database_url, "downgrade", scripts.get_current_head() + "-1")
+    flask_db(
+        fresh_database_url, "upgrade"
+    )  # down and up again: installed once, cleanly
+    engine = create_engine(normalise_database_url(fresh_database_url))
+    try:
+        with engine.begin() as connection:
+            connection.execute(
+                text(
+                    "INSERT INTO users (id, email, name, password_hash, is_admin, "
+                    "created_at) VALUES (1, 'a@h.test', 'A', 'x', false, "
+                    "'2026-01-01 00:00:00')"
+                )
+            )
+            connection.execute(
+                text("INSERT INTO departments (id, slug, name) VALUES (1, 'r', 'R')")
+            )
+            connection.execute(
+                text(
+                    "INSERT INTO consults (id, version, department_id, urgency, status,"
+                    " requester_id, patient_ref, question, created_at, routed_at,"
+                    " updated_at, claim_due_at, answer_due_at, escalation_level,"
+                    " followup_count, handoff_count, redirect_count,"
+                    " max_escalation_level) VALUES (1, 1, 1, 'stat', 'pending', 1,"
+                    " 'MRN-1', 'Q?', '2026-01-01', '2026-01-01', '2026-01-01',"
+                    " '2026-01-01', '2026-01-01', 0, 0, 0, 0, 0)"
+                )
+            )
+            connection.execute(
+                text(
+                    "INSERT INTO consult_reads (consult_id, user_id, at, via) "
+                    "VALUES (1, 1, '2026-01-01 00:00:00', 'api')"
+                )
+            )
+        for statement in (
+            "UPDATE consult_reads SET via = 'x'",
+            "DELETE FROM consult_reads",
+        ):
+            with (
+                pytest.raises(DBAPIError, match="append-only"),
+                engine.begin() as connection,
+            ):
+                connection.execute(text(statement))
+    finally:
+        engine.dispose()

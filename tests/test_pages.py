@@ -89,7 +89,7 @@ def test_a_claim_through_the_page_makes_the_consultant_owner(
     assert consult["owner"]["id"] == hospital.castillo.user_id
 
 
-def test_a_refused_page_action_says_why_and_changes_nothing(
+def test_a_refused_page_action_says_who_may_and_returns_to_the_consult_with_the_text(
     hospital, browser, new_consult
 ):
     consult_id = new_consult()["id"]
@@ -104,9 +104,60 @@ def test_a_refused_page_action_says_why_and_changes_nothing(
         data={"answer-csrf_token": token, "answer-body": "I am only covering."},
     )
 
+    assert response.status_code == 303
+    assert response.headers["Location"] == f"/consults/{consult_id}"
+    shown = browser.get(response.headers["Location"])
+    assert shown.status_code == 200
+    assert "Only the owner, Dr Nguyen, may answer this consult." in shown.text
+    assert "Your unsent text" in shown.text
+    assert ">I am only covering.</textarea>" in shown.text
+    assert hospital.patel.get(f"/api/consults/{consult_id}").json == before
+    # Shown once: the next visit is the consult as it is.
+    assert "I am only covering." not in browser.get(f"/consults/{consult_id}").text
+
+
+def test_a_refused_long_text_is_shown_at_once_on_the_consults_page(
+    hospital, browser, new_consult
+):
+    """Too long for the session cookie: the refusal is the consult's page itself,
+    with the text, and the page puts its own address back in the address bar."""
+    consult_id = new_consult()["id"]
+    hospital.nguyen.post(f"/api/consults/{consult_id}/claim")
+    sign_in(browser, "castillo@h.test")
+    token = csrf_token(browser.get(f"/consults/{consult_id}").text)
+    answer = "LONG-KEPT " + "a" * 5_000
+
+    response = browser.post(
+        f"/consults/{consult_id}/answer",
+        data={"answer-csrf_token": token, "answer-body": answer},
+    )
+
     assert response.status_code == 403
     assert "Only the owner, Dr Nguyen, may answer this consult." in response.text
-    assert hospital.patel.get(f"/api/consults/{consult_id}").json == before
+    assert f">{answer}</textarea>" in response.text
+    assert f'data-page-url="/consults/{consult_id}"' in response.text
+
+
+def test_opening_a_consult_reads_that_persons_alerts_about_it(
+    hospital, browser, new_consult
+):
+    offered, other = new_consult()["id"], new_consult()["id"]
+    for consult_id in (offered, other):
+        hospital.castillo.post(f"/api/consults/{consult_id}/claim")
+        offer = {"to_user_id": hospital.nguyen.user_id, "note": "Yours?"}
+        hospital.castillo.post(f"/api/consults/{consult_id}/handoff", json=offer)
+    unread = hospital.nguyen.get("/api/notifications?unread=true").json
+    assert sorted(n["consult_id"] for n in unread) == sorted([offered, other])
+    sign_in(browser, "nguyen@h.test")
+
+    page = browser.get(f"/consults/{offered}")
+
+    assert page.status_code == 200
+    unread = hospital.nguyen.get("/api/notifications?unread=true").json
+    assert [n["consult_id"] for n in unread] == [other]
+    # The badge counts what is left; the alert just read is said on the page.
+    assert re.search(r'id="unread-count"[^>]*>\s*1\s*<', page.text)
+    assert "Dr Castillo offers you" in page.text
 
 
 def test_an_answer_form_with_an_error_keeps_nothing_lost(
@@ -341,3 +392,83 @@ def test_the_queue_lists_stat_then_urgent_then_routine_each_by_deadline(
     shown = [int(i) for i in re.findall(r'data-consult-id="(\d+)"', page.text)]
     assert shown == [ids[3], ids[1], ids[4], ids[2], ids[0]]
     assert shown not in (ids, by_deadline)  # neither the order made nor deadlines only
+
+
+# --- bad input and hardening (issue 13) ----------------------------------------------
+
+
+@pytest.mark.parametrize("zone", ["UTC", "America/New_York", "Pacific/Kiritimati"])
+@pytest.mark.parametrize(
+    "query",
+    [
+        {"from": "9999-12-31"},
+        {"to": "9999-12-31"},
+        {"from": "9999-12-31", "to": "9999-12-31"},
+        {"from": "0001-01-01", "to": "0001-01-01"},
+        {"from": "0001-01-01", "to": "9999-12-31"},
+    ],
+)
+def test_a_dashboard_for_far_dates_is_a_page_not_an_error(
+    app, hospital, browser, query, zone
+):
+    app.config["HOSPITAL_TIME_ZONE"] = zone
+    sign_in(browser, "okafor@h.test")
+
+    response = browser.get("/departments/radiology/dashboard", query_string=query)
+
+    assert response.status_code == 200
+
+
+@pytest.mark.parametrize("zone", ["UTC", "America/New_York", "Pacific/Kiritimati"])
+@pytest.mark.parametrize(
+    "starts_at, ends_at",
+    [
+        ("9999-12-31T22:00", "9999-12-31T23:59"),
+        ("0001-01-01T00:00", "0001-01-01T08:00"),
+    ],
+)
+def test_a_shift_at_far_dates_is_refused_on_the_page(
+    app, hospital, browser, zone, starts_at, ends_at
+):
+    app.config["HOSPITAL_TIME_ZONE"] = zone
+    sign_in(browser, "okafor@h.test")
+    settings = browser.get("/departments/radiology/settings").text
+
+    response = browser.post(
+        "/departments/radiology/shifts",
+        data={"csrf_token": csrf_token(settings),
+              "shift-user_id": str(hospital.castillo.user_id), "shift-role": "primary",
+              "shift-starts_at": starts_at, "shift-ends_at": ends_at},
+    )  # fmt: skip
+
+    assert response.status_code == 422
+    assert "1900" in response.text
+    assert hospital.okafor.get("/api/departments/radiology/shifts").json == []
+
+
+def test_marking_all_read_returns_to_this_sites_page_whatever_the_referer(
+    hospital, browser
+):
+    sign_in(browser, "castillo@h.test")
+    page = browser.get("/notifications").text
+
+    response = browser.post(
+        "/notifications/read-all",
+        data={"csrf_token": csrf_token(page)},
+        headers={"Referer": "https://evil.example/phish"},
+    )
+
+    assert response.status_code == 302
+    assert response.headers["Location"] == "/notifications"
+
+
+def test_socketio_answers_carry_the_security_headers_and_are_never_cached(client):
+    response = client.get(
+        "/socket.io/", query_string={"EIO": "4", "transport": "polling"}
+    )
+
+    assert response.status_code == 200
+    assert response.headers["Cache-Control"] == "no-store"
+    assert response.headers["X-Content-Type-Options"] == "nosniff"
+    assert "default-src 'self'" in response.headers["Content-Security-Policy"]
+    assert response.headers["X-Frame-Options"] == "DENY"

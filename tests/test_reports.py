@@ -696,3 +696,23 @@ def test_an_answer_at_its_answer_deadline_is_in_time_and_a_later_one_is_not(
         1,
         share,
     )
+
+
+@pytest.mark.parametrize("start", ["=", "+", "-", "@", "＝", "＋", "－", "＠"])
+def test_text_a_spreadsheet_would_run_as_a_formula_is_quoted_in_csv(
+    hospital, make_caller, new_consult, start
+):
+    """The consultant's name is the only free text of a report: it could be a formula."""
+    name = start + 'HYPERLINK("https://evil.example","x")'
+    consultant = make_caller("formula@h.test", name, {"radiology": False})
+    consult = new_consult()
+    assert consultant.post(f"/api/consults/{consult['id']}/claim").status_code == 200
+
+    response = hospital.admin.get(
+        "/api/reports/turnaround",
+        query_string={"group_by": "consultant", "format": "csv"},
+    )
+
+    cells = [row[0] for row in csv.reader(io.StringIO(response.get_data(as_text=True)))]
+    assert "'" + name in cells
+    assert name not in cells

@@ -8,6 +8,8 @@ the query string. Everything else in the suite runs the
 threaded development server; this is where the event loop is checked.
 """
 
+import os
+import signal
 import subprocess
 import sys
 import time
@@ -16,7 +18,7 @@ import pytest
 import requests
 import socketio
 from conftest import NEW_CONSULT
-from helpers import ROOT, ServerProcess, broker_env
+from helpers import ROOT, ServerProcess, broker_env, free_port
 
 WAIT = 30.0  # seconds: only a limit
 
@@ -105,3 +107,25 @@ def test_make_serve_runs_the_api_and_live_pushes_on_gevent(served):
     assert "Traceback" not in log
     assert '"GET /api/consults" 200' in log
     assert "page_size" not in log
+
+
+def test_make_serve_without_a_secret_key_refuses_to_start_saying_so(tmp_path):
+    env = {**os.environ, "DATABASE_URL": f"sqlite:///{tmp_path / 'serve.db'}"}
+    for name in ("SECRET_KEY", "FLASK_DEBUG"):
+        env.pop(name, None)
+
+    process = subprocess.Popen(
+        ["make", "--no-print-directory", "serve", f"PORT={free_port()}"],
+        cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        start_new_session=True,
+    )  # fmt: skip
+    try:
+        _, stderr = process.communicate(timeout=WAIT)
+    finally:  # a server that kept trying must not outlive the test
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGTERM)
+            process.wait(timeout=WAIT)
+
+    assert process.returncode != 0
+    assert "Error: SECRET_KEY is not set" in stderr
+    assert not (tmp_path / "serve.db").exists()

@@ -31,9 +31,12 @@ def register_api(app: Flask, api: Api) -> None:
     app.url_map.converters["id"] = IdConverter
     app.url_map.converters["slug"] = SlugConverter
     from broker.api.accounts import departments, me, tokens
+    from broker.api.audit import blp as audit
     from broker.api.consults import consults_blueprint
     from broker.api.coverage import coverage, notifications
     from broker.api.reports import blp as reports
+    from broker.api.sessions import blp as sessions
+    from broker.api.sessions import user_sessions
     from broker.api.staff import admin_log, members, password, users
 
     for blueprint in (
@@ -48,6 +51,9 @@ def register_api(app: Flask, api: Api) -> None:
         members,
         password,
         admin_log,
+        sessions,
+        user_sessions,
+        audit,
     ):
         # The API takes bearer tokens for every change, never the session: no CSRF to guard.
         csrf.exempt(blueprint)

@@ -94,10 +94,12 @@ class Departments(MethodView):
 @departments.route("/<slug:slug>/members")
 class Members(MethodView):
     @departments.response(200, MemberSchema(many=True))
-    @departments.refuses(404)
+    @departments.refuses(403, 404, descriptions={403: "Not a member, chief or admin"})
     def get(self, slug):
-        """The department's members (to hand off to, or assign)."""
+        """The department's members (to hand off to, or assign): for its members, its
+        chiefs and admins only."""
         department = accounts.department_by_slug(slug)
+        access.may_see_department(caller(), department).enforce()
         return [
             {"id": u.id, "name": u.name, "email": u.email, "chief": m.is_chief}
             for m, u in access.members_of(department)

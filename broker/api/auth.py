@@ -9,7 +9,7 @@ from flask import g, request
 from flask_login import current_user
 from werkzeug.exceptions import Unauthorized
 
-from broker import accounts
+from broker import accounts, sessions
 from broker.models import User
 
 
@@ -21,7 +21,10 @@ def bearer_token() -> str | None:
 def require_caller() -> None:
     """before_request for API blueprints: resolve the bearer token to a user, or 401."""
     token = bearer_token()
-    user = accounts.user_for_token(token) if token else None
+    record = accounts.valid_token(token) if token else None
+    user = record.user if record is not None else None
+    if record is not None:
+        g.credential = sessions.Credential("token", record.id)
     if user is None and token is None and request.method in ("GET", "HEAD"):
         user = (
             current_user._get_current_object()
@@ -35,3 +38,8 @@ def require_caller() -> None:
 
 def caller() -> User:
     return g.caller
+
+
+def credential() -> "sessions.Credential":
+    """What authenticated this request: its token, or the browser's session."""
+    return g.credential

@@ -9,7 +9,7 @@ from flask.views import MethodView
 
 from broker.api.auth import caller
 from broker.api.blueprint import ApiBlueprint
-from broker.api.pagination import SelectPage
+from broker.api.pagination import SelectPage, ShownConsultsPage
 from broker.api.schemas import (
     ConsultDetailSchema,
     ConsultListArgs,
@@ -53,9 +53,9 @@ def _register_reads_and_create(blp: ApiBlueprint) -> None:
     class Consults(MethodView):
         @blp.arguments(ConsultListArgs, location="query")
         @blp.response(200, ConsultSchema(many=True))
-        @blp.paginate(SelectPage, page_size=50, max_page_size=200)
+        @blp.paginate(ShownConsultsPage, page_size=50, max_page_size=200)
         def get(self, args):
-            """The consults the caller may see, newest first; filters combine."""
+            """The consults the caller may see, newest first; filters combine. Audited."""
             wanted = ConsultFilter(
                 department=args.get("department"),
                 status=args.get("status"),
@@ -114,7 +114,9 @@ def _register_action(blp: ApiBlueprint, action: registry.Action) -> None:
 
     def take(consult_id, data):
         consult = visible_consult(caller(), consult_id)
-        return with_timeline(registry.perform(action.name, consult, caller(), data))
+        done = with_timeline(registry.perform(action.name, consult, caller(), data))
+        record_read(done, caller(), "api-action")
+        return done
 
     if action.inputs:
 

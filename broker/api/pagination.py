@@ -1,8 +1,10 @@
 """Paging a SQLAlchemy SELECT with flask-smorest (`X-Pagination` header)."""
 
+from flask import g
 from flask_smorest import Page
 from sqlalchemy import func, select
 
+from broker.consults.audit import record_shown
 from broker.extensions import db
 
 
@@ -20,3 +22,13 @@ class SelectPage(Page):
     def item_count(self):
         counted = self.collection.order_by(None).subquery()
         return db.session.scalar(select(func.count()).select_from(counted))
+
+
+class ShownConsultsPage(SelectPage):
+    """A page of consults: the caller is recorded as shown them (one write)."""
+
+    @property
+    def items(self):
+        items = super().items
+        record_shown(g.caller, items, "api-list")
+        return items

@@ -6,6 +6,7 @@ from marshmallow import Schema, ValidationError, fields, pre_load, validate
 
 from broker.consults import limits
 from broker.consults.actions import NEW_CONSULT
+from broker.consults.audit import VIAS
 from broker.extensions import db
 from broker.models import EventKind, ShiftRole, Status, Urgency, User
 
@@ -300,4 +301,4 @@ class NotificationArgs(Input):
 class ReadSchema(Schema):
     user = fields.Nested(UserSchema)
     at = fields.DateTime()
-    via = fields.String(metadata={"enum": ["api", "page", "live"]})
+    via = fields.String(metadata={"enum": VIAS})

@@ -3,12 +3,13 @@
 Thin: each call is one function of `broker/staff.py`, which checks who may do it.
 """
 
+from flask import g
 from flask.views import MethodView
 from marshmallow import Schema, fields
 from sqlalchemy import select
 
 from broker import accounts, staff
-from broker.api.auth import bearer_token, caller
+from broker.api.auth import caller
 from broker.api.blueprint import ApiBlueprint
 from broker.api.schemas import (
     DepartmentSchema,
@@ -259,8 +260,11 @@ class Password(MethodView):
     @password.arguments(PasswordChangeSchema)
     @password.response(204)
     def put(self, data):
-        """Change your password (the current one required); your other tokens end."""
-        keeping = accounts.token_record(bearer_token() or "")
+        """Change your password (the current one required); your other sessions and
+        tokens end."""
         staff.change_password(
-            caller(), data["current_password"], data["new_password"], keeping
+            caller(),
+            data["current_password"],
+            data["new_password"],
+            keeping=g.get("credential"),
         )

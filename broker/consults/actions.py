@@ -394,6 +394,7 @@ def decline_handoff(consult: Consult, user: User, reason: str) -> Consult:
     inputs=(Field("body", limits.ANSWER, label="Your answer"),),
     done="Answer sent.",
     button="Send answer",
+    title="Answer",
     emphasis="primary",
 )
 def answer(consult: Consult, user: User, body: str) -> Consult:
@@ -565,6 +566,7 @@ def _forget_turnaround(consult: Consult) -> None:
     ),
     done="Consult closed. Thank you.",
     button="Close consult",
+    title="Close and rate",
     emphasis="primary",
 )
 def close(

@@ -63,6 +63,20 @@ def mark_read(user: User, notification_id: int) -> Notification:
 
 
 @transaction
+def mark_read_for_consult(user: User, consult: Consult) -> list[Notification]:
+    """Opening a consult reads this person's alerts about it: the ones read now."""
+    unread = list(
+        db.session.scalars(
+            inbox(user, unread_only=True).where(Notification.consult_id == consult.id)
+        )
+    )
+    at = clock.now()
+    for notification in unread:
+        notification.read_at = at
+    return unread
+
+
+@transaction
 def mark_all_read(user: User) -> int:
     result = db.session.execute(
         update(Notification)

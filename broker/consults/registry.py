@@ -56,8 +56,9 @@ class Action:
     inputs: tuple[Field, ...] = ()
     done: str = "Done."
     button: Words = ""
-    # Where a page shows it: "offer" (answering a handoff), "main", or "more"
-    # (folded under `title`); `emphasis` "primary" or "danger" marks its button.
+    # Where a page shows it: "offer" (answering a handoff), "main", or "more" (after
+    # the main ones); `title` names it in the page's composer (else its button does);
+    # `emphasis` "primary" or "danger" marks its button.
     placement: str = "main"
     title: str = ""
     emphasis: str = ""

@@ -4,7 +4,7 @@ Thin, like the other pages: each form calls one function of `broker/staff.py`,
 which checks who may do it; a refusal is shown as the API would give it.
 """
 
-from flask import abort, flash, redirect, render_template, request, session, url_for
+from flask import abort, flash, g, redirect, render_template, request, session, url_for
 from flask_login import current_user, login_required
 from flask_wtf import FlaskForm
 from sqlalchemy import select
@@ -355,6 +355,7 @@ def account():
                 me,
                 password_form.current_password.data,
                 password_form.new_password.data,
+                g.get("credential"),
             )
             if done is not None:
                 flash("Password changed. Your other sessions and tokens have ended.")

@@ -8,24 +8,32 @@ from flask_login import login_required
 from broker import reports
 from broker.consults import access
 from broker.consults.errors import NotAllowed
+from broker.consults.limits import INSTANT
 from broker.web import local_time, web
 from broker.web.charts import chart, whole_ticks
 from broker.web.views import _department_or_404, _user
 
 DEFAULT_DAYS = 90
+# The days whose start, on any clock, is an instant taken (limits.INSTANT): a day asked
+# for beyond them is brought back to the first or last of them.
+FIRST_DAY = (INSTANT.earliest + timedelta(days=1)).date()
+LAST_DAY = (INSTANT.latest - timedelta(days=2)).date()
+
+
+def _day(name: str, default: date) -> date:
+    try:
+        day = date.fromisoformat(request.args.get(name, ""))
+    except ValueError:
+        return default
+    return min(max(day, FIRST_DAY), LAST_DAY)
 
 
 def _period() -> tuple[date, date]:
-    """?from=YYYY-MM-DD&to=YYYY-MM-DD, inclusive days; default the last 90 days."""
+    """?from=YYYY-MM-DD&to=YYYY-MM-DD, inclusive days; default the last 90 days.
+    Days beyond what can be held are brought back to the first or last that can."""
     today = local_time.today()
-    try:
-        start = date.fromisoformat(request.args.get("from", ""))
-    except ValueError:
-        start = today - timedelta(days=DEFAULT_DAYS - 1)
-    try:
-        end = date.fromisoformat(request.args.get("to", ""))
-    except ValueError:
-        end = today
+    start = _day("from", today - timedelta(days=DEFAULT_DAYS - 1))
+    end = _day("to", today)
     return (start, end) if start <= end else (end, start)
 
 

@@ -5,6 +5,7 @@ give); a form with errors is shown again with what was typed. Pages that
 update live render a fragment of themselves when asked with ?fragment=1.
 """
 
+import json
 import uuid
 from datetime import timedelta
 
@@ -12,21 +13,26 @@ from flask import (
     abort,
     current_app,
     flash,
+    g,
     redirect,
     render_template,
     request,
     session,
     url_for,
 )
-from flask_login import current_user, login_required, login_user, logout_user
+from flask_login import current_user, login_required, logout_user
 from sqlalchemy import func, select
 
-from broker import accounts, clock
+from broker import accounts, clock, sessions
 from broker.consults import access, actions, oncall, registry
-from broker.consults.audit import record_read
+from broker.consults.audit import record_shown
 from broker.consults.deadlines import PARTS, Minutes, check_policy, set_policy
 from broker.consults.errors import Conflict, DomainError, Invalid, NotFound
-from broker.consults.notifications import inbox, mark_all_read
+from broker.consults.notifications import (
+    inbox,
+    mark_all_read,
+    mark_read_for_consult,
+)
 from broker.consults.queries import (
     ConsultFilter,
     department_queue,
@@ -51,21 +57,15 @@ def _fragment() -> bool:
 
 @web.before_app_request
 def end_idle_sessions():
-    """Sign out after SESSION_IDLE_MINUTES without a page request (live refreshes don't count)."""
-    if not current_user.is_authenticated or request.path.startswith(
-        ("/static", "/api")
-    ):
+    """A session found idle (SESSION_IDLE_MINUTES) sends a page to sign in again, saying why."""
+    if current_user.is_authenticated or request.endpoint in (None, "web.sign_in"):
         return None
-    now = clock.now().timestamp()
-    idle = current_app.config["SESSION_IDLE_MINUTES"] * 60
-    seen = session.get("seen_at", now)
-    if now - seen > idle:
-        logout_user()
+    if request.path.startswith(("/static", "/api")):
+        return None
+    if g.get("session_ended") == "idle":
         session.clear()
         flash("You were signed out after a period of inactivity.")
         return redirect(url_for("web.sign_in"))
-    if not _fragment():
-        session["seen_at"] = now
     return None
 
 
@@ -118,9 +118,10 @@ def sign_in():
         user = accounts.authenticate(form.email.data, form.password.data)
         if user is not None:
             session.clear()
-            login_user(user)
+            session["key"] = sessions.start(
+                user, request.remote_addr, request.user_agent.string
+            )
             session.permanent = True
-            session["seen_at"] = clock.now().timestamp()
             return redirect(url_for("web.home"))
         form.password.errors.append("Wrong email or password.")
     return render_template("sign_in.html", form=form), 200 if not form.errors else 401
@@ -129,6 +130,7 @@ def sign_in():
 @web.post("/sign-out")
 def sign_out():
     if forms.ActionForm().validate_on_submit():
+        sessions.end_by_key(session.get("key"))
         logout_user()
         session.clear()
         flash("Signed out.")
@@ -189,6 +191,7 @@ def my_consults():
     consults = list(db.session.scalars(query))
     open_ = [c for c in consults if c.status in OPEN_STATUSES]
     done = [c for c in consults if c.status not in OPEN_STATUSES]
+    record_shown(_user(), consults, "page-my-consults")
     template = "_my_consults.html" if _fragment() else "my_consults.html"
     return render_template(template, open_consults=open_, done_consults=done)
 
@@ -201,6 +204,7 @@ def queue(slug):
         abort(403)
     picked = queue_filters.chosen(request.args)
     consults = department_queue(department, queue_filters.queue_filter(picked, _user()))
+    record_shown(_user(), consults, "page-queue")
     by_status = {s: [c for c in consults if c.status == s] for s in OPEN_STATUSES}
     template = "_queue.html" if _fragment() else "queue.html"
     return render_template(
@@ -243,24 +247,58 @@ def action_forms(consult: Consult, failed: tuple | None = None) -> list[tuple]:
     return made
 
 
-def _render_consult(consult: Consult, failed: tuple | None = None, status: int = 200):
+def _render_consult(
+    consult: Consult, failed: tuple | None = None, status: int = 200, **shown
+):
+    """The consult page; `shown` adds `unsent` (texts a refusal kept) or `alerts`."""
     template = "_consult.html" if _fragment() else "consult.html"
-    return render_template(
+    page = render_template(
         template,
         consult=consult,
         events=timeline(consult),
         actions=action_forms(consult, failed),
         members=access.members_of(consult.department),
-    ), status
+        **shown,
+    )
+    record_shown(_user(), [consult], "page")
+    return page, status
 
 
 @web.get("/consults/<id:consult_id>")
 @login_required
 def consult_page(consult_id):
-    consult = _consult_or_404(consult_id)
-    page = _render_consult(consult)
-    record_read(consult, _user(), "page")
+    consult, user = _consult_or_404(consult_id), _user()
+    if _fragment():  # a live refresh: it reads the consult, not the alerts
+        page = _render_consult(consult)
+    else:
+        alerts = mark_read_for_consult(user, consult)
+        unsent = session.pop("unsent", None)
+        if unsent and unsent["consult"] != consult.id:
+            unsent = None
+        page = _render_consult(
+            consult, alerts=alerts, unsent=unsent and unsent["texts"]
+        )
     return page
+
+
+# A refused form's text rides to the consult's page in the session cookie when it is
+# this small as JSON (a cookie holds about 4 kB); a longer one is shown at once instead.
+UNSENT_IN_SESSION_MAX = 1_500
+
+
+def _refused(consult: Consult, action, form, message: str, status: int):
+    """Back to the consult's page with why, and what was typed shown as unsent text."""
+    flash(message, "error")
+    texts = [
+        [form[f.key].label.text, form[f.key].data]
+        for f in action.inputs
+        if isinstance(form[f.key].data, str) and form[f.key].data.strip()
+    ]
+    if len(json.dumps(texts)) <= UNSENT_IN_SESSION_MAX:
+        if texts:
+            session["unsent"] = {"consult": consult.id, "texts": texts}
+        return redirect(url_for("web.consult_page", consult_id=consult.id), 303)
+    return _render_consult(consult, status=status, unsent=texts)
 
 
 def show_errors(form, error: Invalid, field_named=lambda key: key) -> bool:
@@ -294,18 +332,19 @@ def consult_action(consult_id, name):
     form = forms.action_form(action, consult, user, formdata=request.form)
     verdict = action.may(user, consult)
     if not verdict:
-        flash(verdict.reason, "error")
-        return _render_consult(consult, status=status_of(verdict.refusal))
+        return _refused(
+            consult, action, form, verdict.reason, status_of(verdict.refusal)
+        )
     if not form.validate_on_submit():
         return _render_consult(consult, (name, form), 422)
     try:
         registry.perform(name, consult, user, forms.action_input(action, form))
     except DomainError as error:
-        if not (isinstance(error, Invalid) and show_errors(form, error)):
-            flash(error.message, "error")
         db.session.expire_all()
         consult = _consult_or_404(consult_id)
-        return _render_consult(consult, (name, form), status_of(error))
+        if isinstance(error, Invalid) and show_errors(form, error):
+            return _render_consult(consult, (name, form), status_of(error))
+        return _refused(consult, action, form, error.message, status_of(error))
     flash(action.done)
     if not access.can_see(user, consult):
         return redirect(url_for("web.home"))
@@ -324,7 +363,7 @@ def notifications():
 def notifications_read_all():
     if forms.ActionForm().validate_on_submit():
         mark_all_read(_user())
-    return redirect(request.referrer or url_for("web.notifications"))
+    return redirect(url_for("web.notifications"))  # never an unchecked Referer
 
 
 @web.get("/oncall")

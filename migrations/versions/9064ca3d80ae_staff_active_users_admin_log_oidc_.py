@@ -1,7 +1,7 @@
 """staff: active users, admin log, OIDC subject, archived departments, token names
 
 Revision ID: 9064ca3d80ae
-Revises: 91379e745eb1
+Revises: d1e91e21e601
 Create Date: 2026-12-02 06:29:48.962760
 
 """
@@ -11,7 +11,7 @@ import sqlalchemy as sa
 
 # revision identifiers, used by Alembic.
 revision = '9064ca3d80ae'
-down_revision = '91379e745eb1'
+down_revision = 'd1e91e21e601'
 branch_labels = None
 depends_on = None
 
