@@ -137,8 +137,8 @@ def test_a_deactivated_users_open_page_is_signed_out_within_a_second(
         json={"active": False},
     )
     assert response.status_code == 200
+    # The page leaves for /sign-in only when the server ended its socket.
     expect(castillo).to_have_url(re.compile("/sign-in"), timeout=LIVE)
-    assert castillo.evaluate("() => !BrokerLive.socket.connected")
 
 
 def sign_in_with(context, email: str, password: str) -> Page:

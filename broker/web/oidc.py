@@ -17,13 +17,12 @@ from flask import (
     session,
     url_for,
 )
-from flask_login import login_user
 from joserfc.errors import JoseError
 
-from broker import clock
 from broker.consults.errors import NotAllowed
 from broker.staff import identify
 from broker.web import web
+from broker.web.views import begin_session
 
 PROVIDER = "hospital"
 
@@ -85,9 +84,6 @@ def oidc_callback():
         )
     except NotAllowed as error:
         return refused(error.message)
-    session.clear()
-    login_user(user)
-    session.permanent = True
-    session["seen_at"] = clock.now().timestamp()
+    begin_session(user)
     session["signed_in_by"] = "oidc"
     return redirect(url_for("web.home"))
