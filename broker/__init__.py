@@ -118,8 +118,10 @@ def create_app(overrides: dict | None = None) -> Flask:
     from broker.health import health
     from broker.sweeper import start_sweeper
     from broker.web import web
+    from broker.web.oidc import init_oidc
 
     register_api(app, rest_api)
+    init_oidc(app)
     app.register_blueprint(web)
     app.register_blueprint(health)
     register_error_handlers(app)

@@ -1,4 +1,11 @@
-"""Users, departments, memberships and API tokens: the broker's directory."""
+"""Users, departments, memberships and API tokens: the broker's directory.
+
+Lookups and tokens live here; every change to people and departments is a
+function of `broker/staff.py` (checked, logged, one transaction). The
+`create_user`, `create_department` and `add_member` below are the command
+line's (and the tests' and the demo's) way in: the same functions, with no
+signed-in actor.
+"""
 
 import hashlib
 import secrets
@@ -10,8 +17,7 @@ from sqlalchemy import func, select
 from werkzeug.security import check_password_hash, generate_password_hash
 
 from broker import clock, sessions
-from broker.consults.deadlines import default_policies
-from broker.consults.errors import Conflict, Invalid, NotFound
+from broker.consults.errors import NotFound
 from broker.extensions import db
 from broker.models import ApiToken, Department, Membership, User
 
@@ -27,20 +33,9 @@ def user_by_email(email: str) -> User | None:
 
 
 def create_user(email: str, name: str, password: str, is_admin: bool = False) -> User:
-    email = normalise_email(email)
-    if "@" not in email:
-        raise Invalid("email", "A valid email address is required.")
-    if not (name or "").strip():
-        raise Invalid("name", "A name is required.")
-    if len(password or "") < 8:
-        raise Invalid("password", "The password needs at least 8 characters.")
-    if user_by_email(email) is not None:
-        raise Conflict(f"A user with email {email} already exists.")
-    user = User(email=email, name=name.strip(), is_admin=is_admin)
-    user.set_password(password, current_app.config["PASSWORD_HASH_METHOD"])
-    db.session.add(user)
-    db.session.commit()
-    return user
+    from broker import staff
+
+    return staff.create_user(None, email, name, password, admin=is_admin)
 
 
 @lru_cache
@@ -50,17 +45,21 @@ def _dummy_hash(method: str) -> str:
 
 
 def authenticate(email: str, password: str) -> User | None:
-    """The user with this e-mail and password, or None.
+    """The active user with this e-mail and password, if local passwords are on.
 
     An unknown e-mail is checked against a dummy hash of the same cost, so the time
     taken does not tell which e-mails have accounts.
     """
+    if not current_app.config["LOCAL_PASSWORDS"]:
+        return None
     user = user_by_email(email)
     if user is None:
         method = current_app.config["PASSWORD_HASH_METHOD"]
         check_password_hash(_dummy_hash(method), password or "")
         return None
-    return user if user.check_password(password or "") else None
+    if not user.check_password(password or "") or not user.active:
+        return None
+    return user
 
 
 def department_by_slug(slug: str) -> Department:
@@ -71,67 +70,66 @@ def department_by_slug(slug: str) -> Department:
 
 
 def create_department(slug: str, name: str) -> Department:
-    slug = (slug or "").strip().lower()
-    if not slug or not slug.replace("-", "").isalnum():
-        raise Invalid("slug", "A slug is lower-case letters, digits and dashes.")
-    if not (name or "").strip():
-        raise Invalid("name", "A name is required.")
-    if db.session.scalar(select(Department).where(Department.slug == slug)):
-        raise Conflict(f"A department with slug {slug} already exists.")
-    department = Department(slug=slug, name=name.strip(), policies=default_policies())
-    db.session.add(department)
-    db.session.commit()
-    return department
+    from broker import staff
+
+    return staff.create_department(None, slug, name)
 
 
 def add_member(department: Department, user: User, chief: bool = False) -> Membership:
     """Make the user a member (or chief) of the department; repeating it only updates the role."""
-    membership = db.session.get(Membership, (user.id, department.id))
-    if membership is None:
-        membership = Membership(user=user, department=department)
-        db.session.add(membership)
-    membership.is_chief = chief
-    db.session.commit()
-    return membership
+    from broker import staff
+
+    return staff.set_membership(None, department, user, chief)
 
 
 def _digest(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
 
-def issue_token(user: User) -> str:
-    """A new bearer token, valid for TOKEN_LIFETIME_HOURS. Only its digest is stored."""
+def issue_token(
+    user: User, name: str | None = None, lifetime: timedelta | None = None
+) -> str:
+    """A new bearer token, valid for `lifetime` (default TOKEN_LIFETIME_HOURS).
+
+    Only its digest is stored; the token is shown once.
+    """
     token = secrets.token_urlsafe(32)
-    lifetime = timedelta(hours=current_app.config["TOKEN_LIFETIME_HOURS"])
+    lifetime = lifetime or timedelta(hours=current_app.config["TOKEN_LIFETIME_HOURS"])
     db.session.add(
         ApiToken(
-            user=user, token_digest=_digest(token), expires_at=clock.now() + lifetime
+            user=user,
+            name=name,
+            token_digest=_digest(token),
+            expires_at=clock.now() + lifetime,
         )
     )
     db.session.commit()
     return token
 
 
-def _token_record(token: str) -> ApiToken | None:
+def token_record(token: str) -> ApiToken | None:
     return db.session.scalar(
         select(ApiToken).where(ApiToken.token_digest == _digest(token))
     )
 
 
 def valid_token(token: str) -> ApiToken | None:
-    """The token's record, unless it is unknown, expired or revoked."""
-    record = _token_record(token)
-    return record if record is not None and record.valid else None
+    """The token's record, unless it is unknown, expired or revoked, or its user
+    deactivated."""
+    record = token_record(token)
+    if record is None or not record.valid or not record.user.active:
+        return None
+    return record
 
 
 def user_for_token(token: str) -> User | None:
-    """The token's user, unless it is unknown, expired or revoked."""
+    """The token's user, unless it is unknown, expired or revoked, or the user deactivated."""
     record = valid_token(token)
     return record.user if record is not None else None
 
 
 def revoke_token(token: str) -> None:
     """Revoke the token; its sockets are disconnected (broker/sessions.py)."""
-    record = _token_record(token)
+    record = token_record(token)
     if record is not None and record.revoked_at is None:
         sessions.end_token(record)

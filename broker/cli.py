@@ -10,7 +10,7 @@ from flask import Flask, current_app
 from flask.cli import AppGroup, with_appcontext
 
 from broker import accounts, clock
-from broker.consults.errors import DomainError, NotFound
+from broker.consults.errors import DomainError, Invalid, NotFound
 from broker.consults.escalation import sweep
 
 users = AppGroup("users", help="Manage users.")
@@ -21,6 +21,9 @@ def _or_fail(do, *args, **kwargs):
     """Run a directory operation; a domain error becomes a one-line click error (exit 1)."""
     try:
         return do(*args, **kwargs)
+    except Invalid as error:
+        reasons = "; ".join(f"{f}: {m[0]}" for f, m in error.errors.items())
+        raise click.ClickException(reasons) from None
     except DomainError as error:
         raise click.ClickException(error.message) from None
 
@@ -33,6 +36,19 @@ def _or_fail(do, *args, **kwargs):
 def create_user(email, name, password, admin):
     user = _or_fail(accounts.create_user, email, name, password, is_admin=admin)
     click.echo(f"Created user {user.id} <{user.email}>{' (admin)' if admin else ''}.")
+
+
+@users.command("deactivate")
+@click.option("--email", required=True)
+def deactivate_user(email):
+    """Deactivate a user: signed out everywhere, their open consults handed on."""
+    from broker import staff
+
+    user = accounts.user_by_email(email)
+    if user is None:
+        raise click.ClickException(f"No user with email {email}.")
+    _or_fail(staff.deactivate_user, None, user)
+    click.echo(f"Deactivated {user.email}.")
 
 
 @departments.command("create")
@@ -55,7 +71,7 @@ def add_member(slug, email, chief):
     user = accounts.user_by_email(email)
     if user is None:
         raise click.ClickException(f"No user with email {email}.")
-    accounts.add_member(department, user, chief=chief)
+    _or_fail(accounts.add_member, department, user, chief=chief)
     role = "chief" if chief else "member"
     click.echo(f"{user.email} is now {role} of {department.slug}.")
 

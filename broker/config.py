@@ -83,6 +83,19 @@ class Config:
     # Werkzeug hash method for passwords: scrypt at its default cost. Tests lower the cost.
     PASSWORD_HASH_METHOD = os.environ.get("PASSWORD_HASH_METHOD", "scrypt")
 
+    # Sign-in with a password of the broker's own (the page and POST /api/tokens);
+    # false when everyone signs in through the hospital's identity provider.
+    LOCAL_PASSWORDS = os.environ.get("LOCAL_PASSWORDS", "true") == "true"
+    # OpenID Connect sign-in (README: Keycloak, Entra ID, Okta): off unless OIDC_ISSUER is set.
+    # The provider's redirect URI for the broker is https://<host>/sign-in/oidc/callback.
+    OIDC_ISSUER = os.environ.get("OIDC_ISSUER", "")
+    OIDC_CLIENT_ID = os.environ.get("OIDC_CLIENT_ID", "")
+    OIDC_CLIENT_SECRET = os.environ.get("OIDC_CLIENT_SECRET", "")
+    # A first sign-in by someone unknown here makes their user (in no department).
+    OIDC_CREATE_USERS = os.environ.get("OIDC_CREATE_USERS", "false") == "true"
+    # What the sign-in page's button says.
+    OIDC_NAME = os.environ.get("OIDC_NAME", "the hospital's sign-in")
+
     SQLALCHEMY_TRACK_MODIFICATIONS = False
 
     # flask-smorest / OpenAPI

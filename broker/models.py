@@ -102,9 +102,19 @@ class User(UserMixin, db.Model):
     id: Mapped[int] = mapped_column(primary_key=True)
     email: Mapped[str] = mapped_column(String(254), unique=True)
     name: Mapped[str] = mapped_column(String(200))
+    # Empty for a user who has no password here (made for sign-in with the hospital's
+    # identity provider, or by an admin without one): no password matches it.
     password_hash: Mapped[str] = mapped_column(String(255))
     is_admin: Mapped[bool] = mapped_column(default=False)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=clock.now)
+    # A deactivated user signs in by no means and owns nothing (SPEC rule 7).
+    active: Mapped[bool] = mapped_column(default=True, server_default=text("true"))
+    # After an admin's reset: the next sign-in must set a new password first.
+    must_change_password: Mapped[bool] = mapped_column(
+        default=False, server_default=text("false")
+    )
+    # The identity provider's subject (OpenID Connect `sub`), once linked.
+    oidc_subject: Mapped[str | None] = mapped_column(String(255), unique=True)
 
     memberships: Mapped[list["Membership"]] = relationship(
         back_populates="user", cascade="all, delete-orphan"
@@ -115,7 +125,14 @@ class User(UserMixin, db.Model):
         self.password_hash = generate_password_hash(password, method=method)
 
     def check_password(self, password: str) -> bool:
-        return check_password_hash(self.password_hash, password)
+        return bool(self.password_hash) and check_password_hash(
+            self.password_hash, password
+        )
+
+    @property
+    def is_active(self) -> bool:
+        """Flask-Login signs in (and keeps signed in) only active users."""
+        return self.active
 
     def __repr__(self) -> str:
         return f"<User {self.id}>"
@@ -127,6 +144,8 @@ class Department(db.Model):
     id: Mapped[int] = mapped_column(primary_key=True)
     slug: Mapped[str] = mapped_column(String(64), unique=True)
     name: Mapped[str] = mapped_column(String(200))
+    # An archived department takes no new consults and is left out of choices.
+    archived_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
     memberships: Mapped[list["Membership"]] = relationship(
         back_populates="department", cascade="all, delete-orphan"
@@ -188,6 +207,8 @@ class ApiToken(db.Model):
     id: Mapped[int] = mapped_column(primary_key=True)
     user_id: Mapped[int] = mapped_column(ForeignKey("users.id"), index=True)
     token_digest: Mapped[str] = mapped_column(String(64), unique=True)
+    # A personal token's name, given by its owner (None: made by POST /api/tokens).
+    name: Mapped[str | None] = mapped_column(String(100))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=clock.now)
     expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
@@ -455,6 +476,29 @@ class Notification(db.Model):
     message: Mapped[str] = mapped_column(String(300))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
     read_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+class AdminEvent(db.Model):
+    """One line of the administrative log: who changed which user or department, when.
+
+    `detail` is written by the system (names, roles, slugs), never a password.
+    `actor_id` is None for the command line.
+    """
+
+    __tablename__ = "admin_events"
+    __table_args__ = (Index("ix_admin_events_at", "at"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    at: Mapped[datetime] = mapped_column(UTCDateTime)
+    kind: Mapped[str] = mapped_column(String(32))
+    actor_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+    user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+    department_id: Mapped[int | None] = mapped_column(ForeignKey("departments.id"))
+    detail: Mapped[str] = mapped_column(String(300))
+
+    actor: Mapped[User | None] = relationship(foreign_keys=[actor_id])
+    user: Mapped[User | None] = relationship(foreign_keys=[user_id])
+    department: Mapped[Department | None] = relationship()
 
 
 class ConsultEvent(db.Model):

@@ -17,8 +17,8 @@ from datetime import timedelta
 
 from blinker import Namespace
 from flask import current_app
-from sqlalchemy import or_, select, update
-from sqlalchemy.orm import joinedload
+from sqlalchemy import event, or_, select, update
+from sqlalchemy.orm import Session, joinedload
 
 from broker import clock
 from broker.consults.errors import NotFound
@@ -143,6 +143,14 @@ def end_token(record: ApiToken) -> None:
 
 def _end_all(records: list[UserSession], tokens: list[ApiToken]) -> list[Credential]:
     """End these sessions and tokens in one transaction; then their sockets go."""
+    ended = _mark_ended(records, tokens)
+    db.session.commit()
+    return ended
+
+
+def _mark_ended(records: list[UserSession], tokens: list[ApiToken]) -> list[Credential]:
+    """Mark them ended in the current transaction; their sockets are closed once it
+    commits (and never, if it rolls back)."""
     at = clock.now()
     ended = []
     for record in records:
@@ -151,10 +159,22 @@ def _end_all(records: list[UserSession], tokens: list[ApiToken]) -> list[Credent
     for token in tokens:
         token.revoked_at = at
         ended.append(Credential("token", token.id))
-    db.session.commit()
-    for credential in ended:
-        credential_ended.send(credential)
+    db.session.info.setdefault(_ENDED, []).extend(ended)
     return ended
+
+
+_ENDED = "broker.credentials_ended"
+
+
+@event.listens_for(Session, "after_commit")
+def _announce_ended(session: Session) -> None:
+    for credential in session.info.pop(_ENDED, []):
+        credential_ended.send(credential)
+
+
+@event.listens_for(Session, "after_rollback")
+def _forget_ended(session: Session) -> None:
+    session.info.pop(_ENDED, None)
 
 
 def _session_in_force() -> tuple:
@@ -212,21 +232,30 @@ def end_one(user: User, kind: str, credential_id: int) -> None:
 
 def end_all(user: User) -> list[Credential]:
     """End every session and token of the user: signed out everywhere, sockets closed."""
-    records = list(
-        db.session.scalars(
-            select(UserSession).where(
-                UserSession.user_id == user.id, UserSession.ended_at.is_(None)
-            )
+    ended = end_all_in_transaction(user)
+    db.session.commit()
+    return ended
+
+
+def end_all_in_transaction(
+    user: User, keeping: Credential | None = None
+) -> list[Credential]:
+    """`end_all` (but `keeping`, the one asking) as part of the caller's transaction:
+    a deactivation or a password change. The sockets close once it commits."""
+    records = db.session.scalars(
+        select(UserSession).where(
+            UserSession.user_id == user.id, UserSession.ended_at.is_(None)
         )
     )
-    tokens = list(
-        db.session.scalars(
-            select(ApiToken).where(
-                ApiToken.user_id == user.id, ApiToken.revoked_at.is_(None)
-            )
+    tokens = db.session.scalars(
+        select(ApiToken).where(
+            ApiToken.user_id == user.id, ApiToken.revoked_at.is_(None)
         )
     )
-    return _end_all(records, tokens)
+    return _mark_ended(
+        [r for r in records if Credential("session", r.id) != keeping],
+        [t for t in tokens if Credential("token", t.id) != keeping],
+    )
 
 
 def user_of(credential: Credential) -> User | None:

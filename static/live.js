@@ -62,7 +62,12 @@
     // its connection opening would otherwise never be shown.
     resync().catch((error) => console.warn("resync failed", error));
   });
-  socket.on("disconnect", () => dispatch("status", { connected: false }));
+  socket.on("disconnect", (reason) => {
+    dispatch("status", { connected: false });
+    // The server ends a socket only when what signed it in ended (sign-out elsewhere,
+    // a deactivated account, "end all"): this page is signed out too.
+    if (reason === "io server disconnect") window.location.assign("/sign-in");
+  });
 
   // A push can be lost while the socket stays up (its server lost Redis for a while):
   // now and then, a connected page quietly asks what changed too.

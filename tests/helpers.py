@@ -450,13 +450,18 @@ def start_server(database_url: str, log_path: Path, **extra_env) -> ServerProces
 
     The sweep is off unless `SWEEP_INTERVAL_SECONDS` is given in `extra_env`.
     """
+    return server_process(database_url, log_path, **extra_env).start()
+
+
+def server_process(database_url: str, log_path: Path, **extra_env) -> ServerProcess:
+    """`start_server`'s process before it starts: its address is known already."""
     env = broker_env(database_url, SESSION_COOKIE_SECURE="false", **extra_env)
 
     def command(port: int) -> list[str]:
         return [sys.executable, "-m", "flask", "--app", "wsgi", "run",
                 "--host", "127.0.0.1", "--port", str(port), "--with-threads"]  # fmt: skip
 
-    return ServerProcess(command, env, log_path).start()
+    return ServerProcess(command, env, log_path)
 
 
 # --- Socket.IO ---------------------------------------------------------------------

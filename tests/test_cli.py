@@ -19,7 +19,7 @@ from broker.models import User
 STATUSES = {"pending", "claimed", "answered", "closed", "cancelled"}
 
 
-def profile(client, email="ito@h.test", password="s3cret-pass"):
+def profile(client, email="ito@h.test", password="s3cret-passphrase"):
     """GET /api/me signed in as that user (with a new token)."""
     return client.get("/api/me", headers=token_headers(client, email, password))
 
@@ -30,7 +30,7 @@ def create_user(flask, email, name="Dr Ito", password="long enough 1", *extra):
 
 
 def test_users_create_makes_a_user_who_can_sign_in(flask, client):
-    result = create_user(flask, "ito@h.test", "Dr Ito", "s3cret-pass")
+    result = create_user(flask, "ito@h.test", "Dr Ito", "s3cret-passphrase")
 
     assert result.exit_code == 0, result.output
     assert "ito@h.test" in result.output
@@ -42,7 +42,7 @@ def test_users_create_makes_a_user_who_can_sign_in(flask, client):
 
 
 def test_users_create_with_admin_flag_makes_an_administrator(flask, client):
-    result = create_user(flask, "root@h.test", "Root", "s3cret-pass", "--admin")
+    result = create_user(flask, "root@h.test", "Root", "s3cret-passphrase", "--admin")
 
     assert result.exit_code == 0, result.output
     me = profile(client, "root@h.test")
@@ -116,10 +116,12 @@ def test_departments_create_refuses_a_bad_slug_in_one_line(flask):
 
 @pytest.fixture
 def neurology(flask):
-    """A department `neuro` and a user ito@h.test (password s3cret-pass) in none."""
+    """A department `neuro` and a user ito@h.test (password s3cret-passphrase) in none."""
     created = flask("departments", "create", "--slug", "neuro", "--name", "Neurology")
     assert created.exit_code == 0, created.output
-    assert create_user(flask, "ito@h.test", "Dr Ito", "s3cret-pass").exit_code == 0
+    assert (
+        create_user(flask, "ito@h.test", "Dr Ito", "s3cret-passphrase").exit_code == 0
+    )
 
 
 def test_departments_add_member_with_chief_shows_in_the_users_api_profile(

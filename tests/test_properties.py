@@ -54,6 +54,7 @@ from hypothesis.stateful import (
     run_state_machine_as_test,
 )
 
+from broker import accounts
 from broker.consults import registry
 from broker.extensions import db
 from broker.models import Consult, User
@@ -153,17 +154,36 @@ class ModelConsult:
 
 @dataclass
 class World:
-    """The fixtures the machine works with: the app and the signed-in callers."""
+    """The fixtures the machine works with: the app and the signed-in callers.
+
+    Staff come and go within an example (deactivation, reactivation, leaving and
+    joining a department): `members` and `inactive` say who is where now, and
+    each example starts again from `base_members` with everyone active.
+    """
 
     app: object
-    callers: dict  # name -> conftest.Caller
+    everyone: dict  # name -> conftest.Caller
     members: dict  # department slug -> set of names
     chiefs: dict  # department slug -> set of names
     admins: set
     names_by_id: dict = field(default_factory=dict)
+    base_members: dict = field(default_factory=dict)
+    inactive: set = field(default_factory=set)
 
     def __post_init__(self):
-        self.names_by_id = {c.user_id: name for name, c in self.callers.items()}
+        self.names_by_id = {c.user_id: name for name, c in self.everyone.items()}
+        self.base_members = {d: set(names) for d, names in self.members.items()}
+
+    @property
+    def callers(self) -> dict:
+        """The active callers: a deactivated user can make no call at all."""
+        return {n: c for n, c in self.everyone.items() if n not in self.inactive}
+
+    def new_token(self, name: str) -> None:
+        """Leaving a department ends the user's tokens: they sign in again."""
+        with self.app.app_context():
+            user = db.session.get(User, self.everyone[name].user_id)
+            self.everyone[name].token = accounts.issue_token(user)
 
 
 class ConsultMachine(RuleBasedStateMachine):
@@ -171,6 +191,7 @@ class ConsultMachine(RuleBasedStateMachine):
 
     def __init__(self):
         super().__init__()
+        self.restore_the_staff()
         self.model: dict[int, ModelConsult] = {}
         self.known: dict[int, dict] = {}  # id -> the consult as admin last read it
         self.changed: int | None = None  # the consult the last step changed
@@ -248,6 +269,7 @@ class ConsultMachine(RuleBasedStateMachine):
 
     def pick_caller(self, data, natural: set[str]) -> str:
         """Mostly someone the action is meant for (when there is one), else anyone."""
+        natural = natural & set(self.world.callers)
         if natural and self.mostly(data, "natural caller"):
             return data.draw(st.sampled_from(sorted(natural)), label="caller")
         return data.draw(st.sampled_from(sorted(self.world.callers)), label="caller")
@@ -356,6 +378,149 @@ class ConsultMachine(RuleBasedStateMachine):
         name = self.pick_caller(data, {model.handoff_to})
         self.perform(data, model, action, name)
 
+    @rule(data=st.data())
+    def staff_change(self, data):
+        """Someone leaves a department, is deactivated, reactivated or joins one.
+
+        Leaving never orphans a consult (SPEC rules 1 and 7): each open consult
+        the leaver owned there goes to its chief (no one is on call here) by an
+        `assigned` event of the system, a handoff offered to them is withdrawn,
+        and nothing else changes on any timeline. The last chief cannot leave.
+        """
+        change = data.draw(
+            st.sampled_from(["leave", "deactivate", "reactivate", "join"]),
+            label="staff change",
+        )
+        department = data.draw(st.sampled_from(DEPARTMENTS), label="department")
+        managers = self.world.chiefs[department] | self.world.admins
+        if change == "reactivate":
+            if not self.world.inactive:
+                return
+            name = data.draw(st.sampled_from(sorted(self.world.inactive)), label="who")
+            by = "admin"
+        else:
+            pool = {
+                "leave": self.world.members[department],
+                "deactivate": set(self.world.callers),
+                "join": set(self.world.callers) - self.world.members[department],
+            }[change]
+            if not pool:
+                return
+            # Mostly someone who holds a consult: an owner, or a colleague offered one.
+            holding = {m.owner for m in self.model.values() if m.status in OPEN}
+            holding |= {m.handoff_to for m in self.model.values()}
+            if change != "join" and pool & holding and self.mostly(data, "holder"):
+                pool = pool & holding  # a new set: `pool` may be the world's own
+            name = data.draw(st.sampled_from(sorted(pool)), label="who")
+            natural = self.world.admins if change == "deactivate" else managers
+            by = self.pick_caller(data, natural & set(self.world.callers))
+        self.changed, self.moved = None, False
+        before = {i: self.known[i] for i in self.model}
+        code = self.staff_call(change, department, name, by)
+        step = {"change": change, "who": name, "by": by, "code": code}
+        allowed = by in (self.world.admins if change != "leave" and change != "join"
+                         else managers)  # fmt: skip
+        if not allowed:
+            assert code == 403, step
+        elif change in ("leave", "deactivate"):
+            leaving = [d for d in DEPARTMENTS if name in self.world.members[d]]
+            if change == "leave":
+                leaving = [department]
+            last_chief = any(name in self.world.chiefs[d] for d in leaving)
+            refused = last_chief or (
+                change == "deactivate" and name in self.world.admins
+            )
+            assert code == (
+                409 if refused else 200 if change == "deactivate" else 204
+            ), step
+        else:
+            assert code == 200, step
+        if code >= 400:
+            for consult_id, known in before.items():
+                assert self.read(consult_id) == known, ("refusal changed it", step)
+            return
+        if change in ("leave", "deactivate"):
+            for d in leaving:
+                self.world.members[d].discard(name)
+                self.hand_on(name, d)
+            if change == "deactivate":
+                self.world.inactive.add(name)
+            else:
+                self.world.new_token(name)
+        elif change == "reactivate":
+            self.world.inactive.discard(name)
+            self.world.new_token(name)
+        else:
+            self.world.members[department].add(name)
+        for consult_id, known in before.items():
+            after = self.read(consult_id)
+            grown = after["timeline"][: len(known["timeline"])]
+            assert grown == known["timeline"], ("timeline rewritten", step)
+            added = after["timeline"][len(known["timeline"]) :]
+            assert all(e["actor"] is None for e in added), (step, added)
+        self.check_listings()
+        self.check_owner_lists(self.model.values(), self.world.callers)
+
+    def staff_call(self, change: str, department: str, name: str, by: str) -> int:
+        caller, user_id = self.caller(by), self.world.everyone[name].user_id
+        members = f"/api/departments/{department}/members/{user_id}"
+        if change == "leave":
+            return caller.delete(members).status_code
+        if change == "join":
+            return caller.put(members, json={"chief": False}).status_code
+        return caller.client.patch(
+            f"/api/users/{user_id}",
+            headers=caller.headers,
+            json={"active": change == "reactivate"},
+        ).status_code
+
+    def hand_on(self, name: str, department: str) -> None:
+        """The model after `name` left `department`: their consults to its chief."""
+        (chief,) = self.world.chiefs[department]
+        for model in self.model.values():
+            if model.department != department or model.status not in OPEN:
+                continue
+            if model.handoff_to == name:
+                model.handoff_to = None
+                model.events += 1
+            if model.owner == name and model.status in OWNED:
+                model.owner, model.handoff_to = chief, None
+                model.events += 1
+
+    def restore_the_staff(self) -> None:
+        """Each example starts with everyone active, in their own departments: read
+        from the database (a failed step may have left the world half-told)."""
+        world, admin = self.world, self.world.everyone["admin"]
+        for name in world.everyone:
+            world.new_token(name)
+        users = {u["id"]: u for u in admin.get("/api/users").json}
+        for caller in world.everyone.values():
+            if not users[caller.user_id]["active"]:
+                response = admin.client.patch(
+                    f"/api/users/{caller.user_id}",
+                    headers=admin.headers,
+                    json={"active": True},
+                )
+                assert response.status_code == 200, response.json
+        for department, base in world.base_members.items():
+            listed = admin.get(f"/api/departments/{department}/members").json
+            now = {world.names_by_id[m["id"]] for m in listed}
+            for name in sorted(now - base):
+                user_id = world.everyone[name].user_id
+                response = admin.delete(
+                    f"/api/departments/{department}/members/{user_id}"
+                )
+                assert response.status_code == 204, response.json
+                world.new_token(name)  # leaving ends their tokens (admin's too)
+            for name in sorted(base - now):
+                user_id = world.everyone[name].user_id
+                response = admin.put(f"/api/departments/{department}/members/{user_id}")
+                assert response.status_code == 200, response.json
+            world.members[department] = set(base)
+        world.inactive.clear()
+        for name in world.everyone:
+            world.new_token(name)
+
     def perform(self, data, model: ModelConsult, action: str, name: str):
         """One action through the API, checked against the rules and the model."""
         consult_id = model.id
@@ -440,7 +605,9 @@ class ConsultMachine(RuleBasedStateMachine):
         }
         for model in models:
             owners = {name for name in names if model.id in mine[name]}
-            expected = {model.owner} & set(names)
+            # A closed consult keeps its owner; one who has since left its
+            # department no longer sees it, so no longer lists it either.
+            expected = {n for n in {model.owner} & set(names) if self.may_see(n, model)}
             assert owners == expected, ("owner=me", model, sorted(owners))
 
     # -- the model -------------------------------------------------------
@@ -467,7 +634,7 @@ class ConsultMachine(RuleBasedStateMachine):
             ),
             "redirect": members,
             "close": {model.requester} | self.world.admins,
-            "cancel": {model.requester},
+            "cancel": {model.requester, "admin"},
         }[action]
 
     def draw_input(self, data, model: ModelConsult, action: str, name: str):
@@ -572,7 +739,7 @@ class ConsultMachine(RuleBasedStateMachine):
             "redirect": (status == "pending" and member)
             or (status in OWNED and (owner or chief)),
             "close": status == "answered" and (requester or admin),
-            "cancel": status in OPEN and requester,
+            "cancel": status in OPEN and (requester or admin),
         }
         return {action for action, ok in rules.items() if ok}
 
@@ -654,6 +821,12 @@ class ConsultMachine(RuleBasedStateMachine):
                 model.handoff_to,
             ), ("not what the rules say", where)
             assert self.user_name(consult["requester"]) == model.requester, where
+            if status in OWNED:
+                assert owner in self.world.members[model.department], (
+                    "owned by one who is not a member",
+                    where,
+                )
+                assert owner not in self.world.inactive, ("a deactivated owner", where)
             assert len(known["timeline"]) == model.events, ("event count", where)
             replayed = self.replay(known["timeline"])
             assert replayed == (status, owner, offer), ("timeline disagrees", where)
@@ -678,6 +851,9 @@ class ConsultMachine(RuleBasedStateMachine):
             elif kind == "answered":
                 assert status == "claimed" and actor == owner, ("not the owner", where)
                 status = "answered"
+            elif kind == "assigned" and actor is None:  # the owner left (rule 7)
+                assert status in OWNED and subject != owner, where
+                owner, offer = subject, None
             elif kind == "assigned":
                 assert status in ("pending", "claimed") and subject != owner, where
                 status, owner, offer = "claimed", subject, None
@@ -687,6 +863,9 @@ class ConsultMachine(RuleBasedStateMachine):
             elif kind == "handoff_offered":
                 assert status in OWNED and actor == owner != subject, where
                 offer = subject
+            elif kind == "handoff_declined" and actor is None:  # the colleague left
+                assert offer is not None, where
+                offer = None
             elif kind in ("handoff_accepted", "handoff_declined"):
                 assert offer is not None and actor == offer, where
                 owner = actor if kind == "handoff_accepted" else owner
@@ -764,7 +943,7 @@ def test_random_actions_keep_the_ownership_rules(app, hospital, make_caller):
     }
     world = World(
         app=app,
-        callers=callers,
+        everyone=callers,
         members={
             "radiology": {"okafor", "castillo", "nguyen"},
             "cardiology": {"lee", "kim"},

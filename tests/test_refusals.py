@@ -406,11 +406,10 @@ FORBIDDEN = [
     ("answered", "castillo", "close", {"rating": 5}),
     ("answered", "nguyen", "close", {}),
     ("answered", "okafor", "close", {"rating": 3}),
-    # cancel: the requester only
+    # cancel: the requester or an admin only
     ("pending", "castillo", "cancel", {"reason": "Duplicate."}),
     ("claimed", "castillo", "cancel", {"reason": "Duplicate."}),
     ("claimed", "okafor", "cancel", {"reason": "Duplicate."}),
-    ("claimed", "admin", "cancel", {"reason": "Duplicate."}),
     # messages: the requester and department members, not an admin
     ("claimed", "admin", "messages", {"body": "Status?"}),
     ("answered", "admin", "messages", {"body": "Status?"}),

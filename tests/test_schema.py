@@ -163,6 +163,16 @@ class Scenes:
         "GET /api/reports/turnaround": ("okafor", None),
         "GET /api/reports/escalations": ("okafor", None),
         "GET /api/reports/open": ("okafor", None),
+        "GET /api/users": ("admin", None),
+        "POST /api/users": ("admin", None),
+        "PATCH /api/users/{user_id}": ("admin", None),
+        "POST /api/users/{user_id}/password-reset": ("admin", None),
+        "POST /api/departments": ("admin", None),
+        "PATCH /api/departments/{slug}": ("admin", None),
+        "PUT /api/departments/{slug}/members/{user_id}": ("okafor", None),
+        "DELETE /api/departments/{slug}/members/{user_id}": ("okafor", None),
+        "GET /api/admin-log": ("admin", None),
+        "PUT /api/me/password": ("castillo", None),
         "GET /api/audit": ("okafor", None),
         "DELETE /api/users/{user_id}/sessions": ("admin", None),
     }
@@ -171,6 +181,7 @@ class Scenes:
         self.app = app
         self.h = hospital
         self.shifts = 0
+        self.made = 0  # users and departments made by generated requests
 
     def caller(self, name: str):
         return getattr(self.h, name)
@@ -243,7 +254,9 @@ class Scenes:
             )
             params["credential_id"] = held.json[0]["id"]
         if "user_id" in params:
-            params["user_id"] = self.h.castillo.user_id
+            h = self.h
+            people = mostly(h.nguyen.user_id, h.castillo.user_id, h.patel.user_id)
+            params["user_id"] = data.draw(people, label="user")
 
     def aim_body(self, case, data) -> None:
         """Ids, slugs, credentials and shift times in a generated body, made real most of the time."""
@@ -260,8 +273,19 @@ class Scenes:
         if "department" in body:
             pick = st.sampled_from(["radiology", "cardiology"])
             body["department"] = data.draw(pick, label="department")
-        if "email" in body:
+        if "email" in body and "name" in body:  # a new user
+            self.made += 1
+            body["email"] = f"new{self.made}@h.test"
+            if "password" in body:
+                body["password"] = "a long pass phrase"
+        elif "email" in body:
             body["email"], body["password"] = h.castillo.email, PASSWORD
+        if "current_password" in body:
+            body["current_password"] = PASSWORD
+            body["new_password"] = "another long pass phrase"
+        if "slug" in body:
+            self.made += 1
+            body["slug"] = f"department-{self.made}"
         if "starts_at" in body:
             # Two days only: a second primary shift on the same day overlaps (409).
             day = data.draw(st.sampled_from(["2031-01-01", "2031-01-02"]), label="day")

@@ -36,7 +36,8 @@ def register_api(app: Flask, api: Api) -> None:
     from broker.api.coverage import coverage, notifications
     from broker.api.reports import blp as reports
     from broker.api.sessions import blp as sessions
-    from broker.api.sessions import users
+    from broker.api.sessions import user_sessions
+    from broker.api.staff import admin_log, members, password, users
 
     for blueprint in (
         tokens,
@@ -46,8 +47,12 @@ def register_api(app: Flask, api: Api) -> None:
         consults_blueprint(),
         notifications,
         reports,
-        sessions,
         users,
+        members,
+        password,
+        admin_log,
+        sessions,
+        user_sessions,
         audit,
     ):
         # The API takes bearer tokens for every change, never the session: no CSRF to guard.

@@ -1,5 +1,6 @@
 """Tokens, the caller, departments."""
 
+from flask import current_app
 from flask.views import MethodView
 from sqlalchemy import select
 from werkzeug.exceptions import Unauthorized
@@ -41,9 +42,16 @@ class Tokens(MethodView):
     @tokens.doc(security=[])
     def post(self, credentials):
         """Exchange email and password for a bearer token."""
+        if not current_app.config["LOCAL_PASSWORDS"]:
+            raise Unauthorized(
+                "Password sign-in is off: sign in on the page through the hospital's "
+                "identity provider and make a personal token on your account page."
+            )
         user = accounts.authenticate(credentials["email"], credentials["password"])
         if user is None:
             raise Unauthorized("Wrong email or password.")
+        if user.must_change_password:
+            raise Unauthorized("Set a new password first: sign in on the page.")
         return {"token": accounts.issue_token(user)}
 
 

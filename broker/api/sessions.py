@@ -16,8 +16,8 @@ blp = ApiBlueprint(
     url_prefix="/api/sessions",
     description="Your sessions and tokens",
 )
-users = ApiBlueprint(
-    "users", __name__, url_prefix="/api/users", description="Users (admin)"
+user_sessions = ApiBlueprint(
+    "user_sessions", __name__, url_prefix="/api/users", description="Users (admin)"
 )
 
 KINDS = ("session", "token")
@@ -99,10 +99,10 @@ class OneSession(MethodView):
         sessions.end_one(caller(), *parse_id(credential_id))
 
 
-@users.route("/<id:user_id>/sessions")
+@user_sessions.route("/<id:user_id>/sessions")
 class UserSessions(MethodView):
-    @users.response(204)
-    @users.refuses(403, 404, descriptions={403: "Not an administrator"})
+    @user_sessions.response(204)
+    @user_sessions.refuses(403, 404, descriptions={403: "Not an administrator"})
     def delete(self, user_id):
         """End all of a user's sessions and tokens (admin)."""
         if not caller().is_admin:

@@ -260,11 +260,11 @@ def may_close(user: User, consult: Consult) -> Verdict:
 
 
 def may_cancel(user: User, consult: Consult) -> Verdict:
-    if user.id == consult.requester_id:
+    if user.id == consult.requester_id or user.is_admin:
         person = ALLOWED
     else:
         person = _person(
-            f"Only the requester, {consult.requester.name}, may cancel this consult."
+            f"Only the requester, {consult.requester.name}, or an admin may cancel it."
         )
     return _in_status(consult, OPEN_STATUSES, "cancelled") and person
 

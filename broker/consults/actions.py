@@ -74,7 +74,11 @@ def _withdraw_handoff(consult: Consult) -> None:
 
 
 def _department_by_slug(slug: str | None) -> Department:
-    department = db.session.scalar(select(Department).where(Department.slug == slug))
+    department = db.session.scalar(
+        select(Department).where(
+            Department.slug == slug, Department.archived_at.is_(None)
+        )
+    )
     if department is None:
         raise Invalid("department", "No such department.")
     return department
@@ -602,7 +606,8 @@ def close(
     emphasis="danger",
 )
 def cancel(consult: Consult, user: User, reason: str) -> Consult:
-    """The requester withdraws a consult that is not yet closed."""
+    """The requester withdraws a consult that is not yet closed (or an admin, with a
+    reason: one whose requester left)."""
     consult.status = Status.CANCELLED.value
     _withdraw_handoff(consult)
     end_ladder(consult, reset_level=False)
@@ -614,3 +619,46 @@ def cancel(consult: Consult, user: User, reason: str) -> Consult:
         f"{user.name} cancelled {describe(consult)}.",
     )
     return consult
+
+
+# Changes the system makes when someone leaves (broker/staff.py): no one takes these
+# actions, so they have no predicate; they run in the leaving's transaction.
+
+
+def assign_by_system(consult: Consult, assignee: User, reason: str) -> None:
+    """Ownership given by the system (SPEC rule 7): the previous owner left.
+
+    An `assigned` event with no actor and the reason; the new owner is alerted;
+    the deadlines are unchanged; any handoff offer is withdrawn.
+    """
+    previous_owner = consult.owner
+    consult.owner = assignee
+    _withdraw_handoff(consult)
+    _record(
+        consult,
+        EventKind.ASSIGNED,
+        None,
+        body=reason,
+        subject=assignee,
+        detail=f"from {previous_owner.name}" if previous_owner else None,
+    )
+    notify(
+        [assignee.id],
+        consult,
+        "assigned",
+        f"{describe(consult)} is yours now: {reason}.",
+    )
+
+
+def withdraw_offer(consult: Consult, reason: str) -> None:
+    """The handoff on offer ends unanswered (the offered colleague left); the owner stays."""
+    offered, owner = consult.handoff_to, consult.owner
+    _withdraw_handoff(consult)
+    _record(consult, EventKind.HANDOFF_DECLINED, None, body=reason, subject=owner)
+    notify(
+        [owner.id],
+        consult,
+        "handoff_declined",
+        f"The handoff of {describe(consult)} to {offered.name} was withdrawn "
+        f"({reason}): you remain its owner.",
+    )

@@ -9,7 +9,7 @@ so a person sees every error of a form together.
 """
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import select
@@ -179,6 +179,65 @@ class OtherDepartment:
         return found
 
 
+@dataclass(frozen=True)
+class Password:
+    """A new password: long enough, not the person's e-mail, not a common one.
+
+    The common passwords are the 30,000 of zxcvbn's list (its `passwords`
+    frequency list, from leaked password sets). `for_email` binds the e-mail
+    it must not contain.
+    """
+
+    label: str
+    min_length: int = 12
+    max_length: int = 200
+    email: str = ""
+    required: bool = True
+    multiline: bool = False
+
+    def for_email(self, email: str | None) -> "Password":
+        return replace(self, email=(email or "").strip().lower())
+
+    def problem(self, value) -> str | None:
+        if not isinstance(value, str) or not value:
+            return f"{self.label} is required."
+        if why := unstorable(value):
+            return why
+        if len(value) < self.min_length:
+            return f"At least {self.min_length} characters ({len(value)} typed)."
+        if len(value) > self.max_length:
+            return f"At most {self.max_length} characters."
+        lowered = value.lower()
+        local_part = self.email.split("@")[0]
+        if self.email and (
+            self.email in lowered or len(local_part) >= 4 and local_part in lowered
+        ):
+            return "Must not contain your email address."
+        if (
+            lowered in _common_passwords()
+            or lowered.replace(" ", "") in _common_passwords()
+        ):
+            return "This is one of the most common passwords: choose another."
+        return None
+
+    def clean(self, field: str, value) -> str:
+        if why := self.problem(value):
+            raise Invalid(field, why)
+        return value
+
+
+def _common_passwords() -> frozenset[str]:
+    global _COMMON
+    if _COMMON is None:
+        from zxcvbn.frequency_lists import FREQUENCY_LISTS
+
+        _COMMON = frozenset(FREQUENCY_LISTS["passwords"])
+    return _COMMON
+
+
+_COMMON: frozenset[str] | None = None
+
+
 def clean_all(**checks) -> dict:
     """`clean_all(reason=(REASON, value), ...)`: every value cleaned, or one Invalid
     naming every bad field at once."""
@@ -224,6 +283,27 @@ MINUTES = WholeNumber("Minutes", 1, 60 * 24 * 30)
 
 # Any instant taken in (a shift, a report period, updated_since)
 INSTANT = Instant("Instant")
+
+# People and departments (administration)
+EMAIL = Text(
+    "Email",
+    254,
+    multiline=False,
+    pattern=r"[^@\s]+@[^@\s]+\.[^@\s]+",
+    pattern_means="A valid email address is required.",
+)
+PERSON_NAME = Text("Name", 200, multiline=False)
+PASSWORD = Password("Password")
+SLUG = Text(
+    "Slug",
+    64,
+    multiline=False,
+    pattern=r"[a-z0-9]+(-[a-z0-9]+)*",
+    pattern_means="Lower-case letters, digits and dashes.",
+)
+DEPARTMENT_NAME = Text("Name", 200, multiline=False)
+TOKEN_NAME = Text("Token name", 100, multiline=False)
+TOKEN_DAYS = WholeNumber("Valid for (days)", 1, 365)
 
 # On-call shifts
 SHIFT_ROLE = Choice("Role", tuple(r.value for r in ShiftRole))

@@ -29,10 +29,19 @@ def load_user(_request) -> User | None:
     if record is None:
         g.session_ended = why
         return None
+    if not record.user.active:  # a deactivated user's session signs no one in
+        return None
     g.credential = sessions.Credential("session", record.id)
     if not request.path.startswith(NOT_A_USE) and request.args.get("fragment") != "1":
         sessions.touch(record)
     return record.user
 
 
-from broker.web import account, dashboard, schedule, views  # noqa: E402,F401  (registers the routes)
+from broker.web import (  # noqa: E402,F401  (registers the routes)
+    account,
+    admin,
+    dashboard,
+    oidc,
+    schedule,
+    views,
+)

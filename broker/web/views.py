@@ -110,6 +110,15 @@ def home():
     return redirect(url_for("web.my_consults"))
 
 
+def begin_session(user: User) -> None:
+    """Sign `user` in on this browser: a new session kept on the server (sessions.py)."""
+    session.clear()
+    session["key"] = sessions.start(
+        user, request.remote_addr, request.user_agent.string
+    )
+    session.permanent = True
+
+
 @web.route("/sign-in", methods=["GET", "POST"])
 @sign_in_limits
 def sign_in():
@@ -117,11 +126,7 @@ def sign_in():
     if form.validate_on_submit():
         user = accounts.authenticate(form.email.data, form.password.data)
         if user is not None:
-            session.clear()
-            session["key"] = sessions.start(
-                user, request.remote_addr, request.user_agent.string
-            )
-            session.permanent = True
+            begin_session(user)
             return redirect(url_for("web.home"))
         form.password.errors.append("Wrong email or password.")
     return render_template("sign_in.html", form=form), 200 if not form.errors else 401
