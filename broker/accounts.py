@@ -6,7 +6,8 @@ from datetime import timedelta
 from functools import lru_cache
 
 from flask import current_app
-from sqlalchemy import func, select
+from sqlalchemy import func, or_, select
+from sqlalchemy.orm import joinedload
 from werkzeug.security import check_password_hash, generate_password_hash
 
 from broker import clock, sessions
@@ -118,16 +119,48 @@ def _token_record(token: str) -> ApiToken | None:
     )
 
 
+# A signed-in user comes with their memberships and their departments: every
+# permission check reads them, so they are loaded in the user's own SELECT.
+WITH_MEMBERSHIPS = joinedload(User.memberships).joinedload(
+    Membership.department, innerjoin=True
+)
+
+
 def valid_token(token: str) -> ApiToken | None:
-    """The token's record, unless it is unknown, expired or revoked."""
-    record = _token_record(token)
-    return record if record is not None and record.valid else None
+    """The token's record, unless it is unknown, expired or revoked; with its user,
+    memberships and departments, in one SELECT."""
+    at = clock.now()
+    return (
+        db.session.scalars(
+            select(ApiToken)
+            .where(
+                ApiToken.token_digest == _digest(token),
+                ApiToken.revoked_at.is_(None),
+                or_(ApiToken.expires_at.is_(None), ApiToken.expires_at > at),
+            )
+            .options(WITH_MEMBERSHIPS_OF_TOKEN)
+        )
+        .unique()
+        .first()
+    )
+
+
+WITH_MEMBERSHIPS_OF_TOKEN = (
+    joinedload(ApiToken.user, innerjoin=True)
+    .joinedload(User.memberships)
+    .joinedload(Membership.department, innerjoin=True)
+)
 
 
 def user_for_token(token: str) -> User | None:
     """The token's user, unless it is unknown, expired or revoked."""
     record = valid_token(token)
     return record.user if record is not None else None
+
+
+def user_by_id(user_id: int) -> User | None:
+    """A signed-in user by id, with memberships (one SELECT)."""
+    return db.session.get(User, user_id, options=[WITH_MEMBERSHIPS])
 
 
 def revoke_token(token: str) -> None:

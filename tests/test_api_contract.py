@@ -1,5 +1,6 @@
 """The API's published contract: the OpenAPI document and the shapes SPEC.md fixes."""
 
+import json
 from datetime import datetime
 
 import pytest
@@ -108,14 +109,27 @@ def test_every_action_answers_the_consult_as_it_now_stands(hospital, new_consult
     assert claimed == hospital.castillo.get(f"/api/consults/{consult_id}").json
 
 
-def test_lists_are_paginated_with_totals_in_a_header(hospital, new_consult):
+def test_lists_are_paginated_with_the_next_page_in_a_header(hospital, new_consult):
     for _ in range(3):
         new_consult()
 
-    page = hospital.patel.get("/api/consults?page=2&page_size=2")
+    first = hospital.patel.get("/api/consults?page=1&page_size=2")
+    last = hospital.patel.get("/api/consults?page=2&page_size=2")
 
-    assert len(page.json) == 1
-    assert '"total": 3' in page.headers["X-Pagination"]
+    assert len(first.json) == 2
+    assert json.loads(first.headers["X-Pagination"]) == {
+        "page": 1,
+        "page_size": 2,
+        "first_page": 1,
+        "next_page": 2,
+    }
+    assert len(last.json) == 1
+    assert json.loads(last.headers["X-Pagination"]) == {
+        "page": 2,
+        "page_size": 2,
+        "first_page": 1,
+        "previous_page": 1,
+    }
 
 
 def test_a_nul_character_is_refused_as_invalid_input_naming_the_field(

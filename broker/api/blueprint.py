@@ -14,9 +14,12 @@ tests/test_schema.py runs Schemathesis against the document and fails on a statu
 an operation answers that it does not list.
 """
 
+import json
+
 from flask_smorest import Blueprint
 
 from broker.api.auth import require_caller
+from broker.api.pagination import PAGE_HEADER, pagination_metadata
 from broker.extensions import rest_api
 
 DESCRIPTIONS = {
@@ -76,6 +79,17 @@ class ApiBlueprint(Blueprint):
             return view
 
         return decorator
+
+    def _set_pagination_metadata(self, page_params, result, headers):
+        """X-Pagination without a total (pagination.py says why)."""
+        headers = {} if headers is None else headers
+        headers[self.PAGINATION_HEADER_NAME] = json.dumps(
+            pagination_metadata(page_params)
+        )
+        return result, headers
+
+    def _document_pagination_metadata(self, spec, resp_doc):
+        resp_doc.setdefault("headers", {})[self.PAGINATION_HEADER_NAME] = PAGE_HEADER
 
     def _prepare_refusals_doc(self, doc, doc_info, **kwargs):
         """Adds the operation's error responses to its document (a flask-smorest doc step)."""
