@@ -84,6 +84,8 @@ class Config:
     PASSWORD_HASH_METHOD = os.environ.get("PASSWORD_HASH_METHOD", "scrypt")
 
     SQLALCHEMY_TRACK_MODIFICATIONS = False
+    # Tests: reading a consult's people lazily raises (broker/lazy_loads.py).
+    RAISE_ON_LAZY_LOAD = os.environ.get("RAISE_ON_LAZY_LOAD", "false") == "true"
 
     # flask-smorest / OpenAPI
     API_TITLE = "Consult broker"
