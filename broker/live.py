@@ -23,6 +23,7 @@ from sqlalchemy import event, select
 from sqlalchemy.orm import Session
 
 from broker import accounts, clock, sessions
+from broker.api.dumping import use_compiled_dump
 from broker.api.schemas import ConsultSchema, NotificationSchema
 from broker.bulk import among
 from broker.consults import access, audit
@@ -36,8 +37,8 @@ from broker.sessions import Credential
 
 ADMINS = "admins"
 SIGN_IN_AGAIN = "Your session or token has ended: sign in again."
-consult_schema = ConsultSchema()
-notification_schema = NotificationSchema()
+consult_schema = use_compiled_dump(ConsultSchema())
+notification_schema = use_compiled_dump(NotificationSchema())
 
 
 def user_room(user_id: int) -> str:

@@ -5,6 +5,19 @@ from datetime import datetime
 
 import pytest
 from conftest import NEW_CONSULT
+from marshmallow import Schema
+
+from broker import accounts
+from broker.api.consults import with_timeline
+from broker.api.dumping import compiled
+from broker.api.schemas import (
+    ConsultDetailSchema,
+    ConsultSchema,
+    DepartmentSchema,
+    OnCallSchema,
+)
+from broker.consults.queries import ConsultFilter, visible_consults
+from broker.extensions import db
 
 CONSULT_KEYS = {
     "id", "department", "urgency", "status", "requester", "owner", "handoff",
@@ -153,3 +166,35 @@ def test_a_body_that_is_not_json_is_invalid_input(hospital):
 
     assert response.status_code == 422
     assert response.json["errors"] == {"json": ["Invalid JSON body."]}
+
+
+def test_answers_are_dumped_exactly_as_marshmallow_dumps_them(
+    app, hospital, new_consult
+):
+    """The compiled dump (broker/api/dumping.py) against marshmallow's own, on a consult
+    with an owner, a handoff on offer, a rating-less timeline, and on the caller."""
+    path = f"/api/consults/{new_consult()['id']}"
+    assert hospital.castillo.post(f"{path}/claim").status_code == 200
+    offer = {"to_user_id": hospital.nguyen.user_id, "note": "Yours?"}
+    assert hospital.castillo.post(f"{path}/handoff", json=offer).status_code == 200
+    pending = new_consult()
+
+    with app.app_context():
+        user = accounts.user_for_token(hospital.okafor.token)
+        listed = list(db.session.scalars(visible_consults(user, ConsultFilter())))
+        consult = with_timeline(listed[-1])
+        cases = [
+            (ConsultDetailSchema(), consult),
+            (ConsultSchema(many=True), listed),
+            (DepartmentSchema(many=True), [consult.department]),
+            (
+                OnCallSchema(),
+                {"department": "radiology", "primary": user, "backups": []},
+            ),
+        ]
+        for schema, obj in cases:
+            assert (
+                getattr(compiled(schema), "__self__", None) is None
+            )  # not marshmallow's
+            assert compiled(schema)(obj) == Schema.dump(schema, obj)
+    assert consult.handoff is not None and listed[0].id == pending["id"]

@@ -19,6 +19,7 @@ import json
 from flask_smorest import Blueprint
 
 from broker.api.auth import require_caller
+from broker.api.dumping import use_compiled_dump
 from broker.api.pagination import PAGE_HEADER, pagination_metadata
 from broker.extensions import rest_api
 
@@ -63,6 +64,12 @@ class ApiBlueprint(Blueprint):
         # The steps that write each operation's document, one per flask-smorest feature
         # (arguments, response, pagination, ETag); refusals come last.
         self._prepare_doc_cbks.append(self._prepare_refusals_doc)
+
+    def response(self, status_code, schema=None, **kwargs):
+        """flask-smorest's `response`, dumping with the schema compiled (dumping.py)."""
+        if schema is not None:
+            schema = use_compiled_dump(schema() if isinstance(schema, type) else schema)
+        return super().response(status_code, schema, **kwargs)
 
     @staticmethod
     def refuses(*statuses: int, descriptions: dict[int, str] | None = None):
