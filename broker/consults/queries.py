@@ -4,7 +4,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from sqlalchemy import Select, and_, case, or_, select
-from sqlalchemy.orm import joinedload
+from sqlalchemy.orm import joinedload, selectinload
 
 from broker import clock
 from broker.consults import access
@@ -39,15 +39,27 @@ WITH_PEOPLE = (
 )
 
 
-def visible_consult(user: User, consult_id: int) -> Consult:
+# The timeline with its people, read along with the consult an action is about to
+# change: the event the action adds joins it in memory, and the answer needs no
+# read after the commit (which would take a second connection from the pool).
+WITH_TIMELINE = selectinload(Consult.events).options(
+    joinedload(ConsultEvent.actor), joinedload(ConsultEvent.subject)
+)
+
+
+def visible_consult(user: User, consult_id: int, with_timeline=False) -> Consult:
     """The consult, or NotFound if it does not exist or the user may not see it."""
-    consult = db.session.get(Consult, consult_id, options=WITH_PEOPLE)
+    options = [*WITH_PEOPLE, WITH_TIMELINE] if with_timeline else WITH_PEOPLE
+    consult = db.session.get(Consult, consult_id, options=options)
     if consult is None or not access.can_see(user, consult):
         raise NotFound(NOT_FOUND)
     return consult
 
 
 def timeline(consult: Consult) -> list[ConsultEvent]:
+    """The consult's events, oldest first (as read with it, if they were)."""
+    if "events" in consult.__dict__:
+        return list(consult.events)
     return list(
         db.session.scalars(
             select(ConsultEvent)
