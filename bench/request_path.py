@@ -296,12 +296,17 @@ def wrk(server: Server, request: Request, seconds: int, script: Path) -> dict:
     url = server.base + (request.path if not request.claims else "/")
     before = server.cpu_seconds()
     output = subprocess.run(
-        ["wrk", "-t1", "-c8", f"-d{seconds}s", "--latency", "-s", str(script), url],
+        [
+            *("wrk", "-t1", "-c8", f"-d{seconds}s", "--timeout", "30s", "--latency"),
+            *("-s", str(script), url),
+        ],
         capture_output=True,
         text=True,
         check=True,
     ).stdout
     cpu = server.cpu_seconds() - before
+    if "50%" not in output:
+        raise RuntimeError(f"wrk measured nothing on {request.path}:\n{output}")
     total = int(re.search(r"(\d+) requests in", output).group(1))
     bad = re.search(r"Non-2xx or 3xx responses: (\d+)", output)
     return {
