@@ -62,7 +62,8 @@ GOAL = 0.67
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 NEW_CONSULT = (
     '{"department": "radiology", "urgency": "routine", "patient_ref": "MRN-BENCH-1", '
-    '"question": "Is there a pleural effusion on the chest film from this morning?"}'
+    '"question": "Is there a pleural effusion on the chest film from this morning?", '
+    '"study_ref": "BENCH"}'
 )
 
 
@@ -135,16 +136,17 @@ def consult_with_events(url: str, events: int = 8) -> int:
 
 
 def pending_supply(url: str, count: int) -> list[int]:
-    """`count` new pending radiology consults (copies of the newest one), to claim."""
-    columns = (
-        "department_id, urgency, requester_id, patient_ref, question, study_ref, "
-        "created_at, routed_at, updated_at, claim_due_at, answer_due_at"
+    """`count` new pending radiology consults (copies of the newest one, with study_ref
+    BENCH), to claim."""
+    copied = (
+        "department_id, urgency, requester_id, patient_ref, question, created_at, "
+        "routed_at, updated_at, claim_due_at, answer_due_at"
     )
     rows = sql(
         url,
-        f"INSERT INTO consults (version, status, escalation_level, followup_count, "
-        f"handoff_count, redirect_count, max_escalation_level, {columns}) "
-        f"SELECT 1, 'pending', 0, 0, 0, 0, 0, {columns} FROM consults, "
+        "INSERT INTO consults (version, status, escalation_level, followup_count, "
+        f"handoff_count, redirect_count, max_escalation_level, study_ref, {copied}) "
+        f"SELECT 1, 'pending', 0, 0, 0, 0, 0, 'BENCH', {copied} FROM consults, "
         "generate_series(1, %s) WHERE id = (SELECT max(c.id) FROM consults c "
         "JOIN departments d ON d.id = c.department_id WHERE d.slug = 'radiology') "
         "RETURNING id",
@@ -153,19 +155,14 @@ def pending_supply(url: str, count: int) -> list[int]:
     return sorted(r[0] for r in rows)
 
 
-def newest_consult_id(url: str) -> int:
-    return sql(url, "SELECT max(id) FROM consults")[0][0]
-
-
-def cancel_open_after(url: str, consult_id: int) -> None:
-    """Take what a run created or left unclaimed out of the queue (cancelled), so
-    every run serves the same queue."""
+def cancel_bench_consults(url: str) -> None:
+    """Take what the runs created or left unclaimed (study_ref BENCH) out of the
+    queue, cancelled, so that every run serves the same queue."""
     sql(
         url,
         "UPDATE consults SET status = 'cancelled', closed_at = updated_at, "
         "level1_escalation_at = NULL, level2_escalation_at = NULL "
-        "WHERE id > %s AND status IN ('pending', 'claimed', 'answered')",
-        (consult_id,),
+        "WHERE study_ref = 'BENCH' AND status IN ('pending', 'claimed', 'answered')",
     )
 
 
@@ -414,6 +411,7 @@ def main() -> int:
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--only", nargs="*", help="request keys (list, detail, ...)")
     args = parser.parse_args()
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(1))  # stop the servers too
     if shutil.which("wrk") is None:
         raise SystemExit("wrk is needed: apt-get install -y wrk")
     url = args.database_url
@@ -432,6 +430,7 @@ def main() -> int:
     ):
         say(line)
     say(f"load average at the start: {load_average()}")
+    cancel_bench_consults(url)
     say(f"radiology's open consults: {radiology_open(url)}")
 
     servers = [
@@ -492,10 +491,22 @@ def main() -> int:
         ]
         if args.only:
             table = [r for r in table if r.key in args.only]
+        if args.history:  # the same requests, signed in on the other database
+            history = servers[2].base
+            twins = {
+                "list": {"Authorization": f"Bearer {token(history, READER)}"},
+                "queue": {"Cookie": session_cookie(history, READER)},
+            }
+            history_twin = {
+                r.key: Request(
+                    f"{r.key}-history", r.label, r.method, r.path, twins[r.key]
+                )
+                for r in table
+                if r.key in twins
+            }
         same_answers(broker, floor, table)
-        start = newest_consult_id(url)
         counts = statement_counts(url, table, pending_supply(url, 4))
-        cancel_open_after(url, start)
+        cancel_bench_consults(url)
         results: dict = {}
         for round_ in range(1, args.rounds + 1):
             say(f"round {round_} (load average {load_average()})")
@@ -507,7 +518,7 @@ def main() -> int:
                         ids = pending_supply(url, 600 * args.seconds)
                     script = request.lua(scripts, ids)
                     run = wrk(server, request, args.seconds, script)
-                    cancel_open_after(url, start)
+                    cancel_bench_consults(url)
                     results.setdefault((server.name, request.key), []).append(run)
                     say(
                         f"  {server.name:7} {request.key:7} {run['rps']:8.1f} req/s "
@@ -517,9 +528,14 @@ def main() -> int:
             if args.history:
                 for request in (r for r in table if r.key in ("list", "queue")):
                     for server in (servers[2], broker):
-                        run = wrk(
-                            server, request, args.seconds, request.lua(scripts, None)
+                        sent = (
+                            history_twin[request.key]
+                            if server is servers[2]
+                            else request
                         )
+                        run = wrk(server, sent, args.seconds, sent.lua(scripts, None))
+                        if run["bad"]:
+                            raise RuntimeError(f"{server.name}: {run['bad']} non-2xx")
                         name = "history" if server is servers[2] else "broker"
                         results.setdefault((name + "-h", request.key), []).append(run)
                         say(
