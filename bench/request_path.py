@@ -302,13 +302,13 @@ def wrk(server: Server, request: Request, seconds: int, script: Path) -> dict:
         check=True,
     ).stdout
     cpu = server.cpu_seconds() - before
-    if "50%" not in output:
+    if not re.search(r"^\s+50%", output, re.M):
         raise RuntimeError(f"wrk measured nothing on {request.path}:\n{output}")
     total = int(re.search(r"(\d+) requests in", output).group(1))
     bad = re.search(r"Non-2xx or 3xx responses: (\d+)", output)
     return {
         "rps": float(re.search(r"Requests/sec:\s+([\d.]+)", output).group(1)),
-        "p50": to_ms(re.search(r"50%\s+(\S+)", output).group(1)),
+        "p50": to_ms(re.search(r"^\s+50%\s+(\S+)", output, re.M).group(1)),
         "cpu_ms": 1000 * cpu / max(total, 1),
         "requests": total,
         "bad": int(bad.group(1)) if bad else 0,
