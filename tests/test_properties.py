@@ -54,6 +54,7 @@ from hypothesis.stateful import (
 )
 
 from broker.consults import registry
+from broker.consults.queries import WITH_PEOPLE
 from broker.extensions import db
 from broker.models import Consult, User
 
@@ -207,7 +208,7 @@ class ConsultMachine(RuleBasedStateMachine):
     def buttons(self, consult_id: int, names) -> dict[str, set[str]]:
         """The buttons (registry.available_actions) of these callers, as it is now."""
         with self.world.app.app_context():
-            consult = db.session.get(Consult, consult_id)
+            consult = db.session.get(Consult, consult_id, options=WITH_PEOPLE)
             return {
                 name: {
                     action.name
