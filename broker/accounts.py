@@ -120,9 +120,11 @@ def _token_record(token: str) -> ApiToken | None:
 
 
 # A signed-in user comes with their memberships and their departments: every
-# permission check reads them, so they are loaded in the user's own SELECT.
-WITH_MEMBERSHIPS = joinedload(User.memberships).joinedload(
-    Membership.department, innerjoin=True
+# permission check reads them, so they are loaded in the token's own SELECT.
+WITH_MEMBERSHIPS_OF_TOKEN = (
+    joinedload(ApiToken.user, innerjoin=True)
+    .joinedload(User.memberships)
+    .joinedload(Membership.department, innerjoin=True)
 )
 
 
@@ -145,22 +147,10 @@ def valid_token(token: str) -> ApiToken | None:
     )
 
 
-WITH_MEMBERSHIPS_OF_TOKEN = (
-    joinedload(ApiToken.user, innerjoin=True)
-    .joinedload(User.memberships)
-    .joinedload(Membership.department, innerjoin=True)
-)
-
-
 def user_for_token(token: str) -> User | None:
     """The token's user, unless it is unknown, expired or revoked."""
     record = valid_token(token)
     return record.user if record is not None else None
-
-
-def user_by_id(user_id: int) -> User | None:
-    """A signed-in user by id, with memberships (one SELECT)."""
-    return db.session.get(User, user_id, options=[WITH_MEMBERSHIPS])
 
 
 def revoke_token(token: str) -> None:
