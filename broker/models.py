@@ -203,6 +203,13 @@ class ApiToken(db.Model):
 
     user: Mapped[User] = relationship()
 
+    @property
+    def valid(self) -> bool:
+        at = clock.now()
+        return self.revoked_at is None and (
+            self.expires_at is None or at < self.expires_at
+        )
+
 
 class UserSession(db.Model):
     """A signed-in browser. The cookie carries a random key; only its digest is kept."""
@@ -219,13 +226,6 @@ class UserSession(db.Model):
     browser: Mapped[str] = mapped_column(String(200))  # the user agent, cut short
 
     user: Mapped[User] = relationship()
-
-    @property
-    def valid(self) -> bool:
-        at = clock.now()
-        return self.revoked_at is None and (
-            self.expires_at is None or at < self.expires_at
-        )
 
 
 class ConsultRead(db.Model):
