@@ -19,21 +19,19 @@ LARGEST_OFFSET = 2**63 - 1
 
 
 class SelectPage(Page):
-    def __init__(self, collection, page_params):
-        super().__init__(collection, page_params)
+    @property
+    def items(self):
+        """The page's rows, read with one more (which says whether a next page exists)."""
         params = self.page_params
         first, size = params.first_item, params.page_size
         if first + size >= LARGEST_OFFSET:
             rows = []
         else:
-            query = self.collection.offset(first).limit(size + 1)
-            rows = list(db.session.scalars(query))
-        self._items = rows[:size]
+            rows = list(
+                db.session.scalars(self.collection.offset(first).limit(size + 1))
+            )
         params.has_next = len(rows) > size
-
-    @property
-    def items(self):
-        return self._items
+        return rows[:size]
 
     @property
     def item_count(self):
@@ -57,7 +55,7 @@ def pagination_metadata(page_params) -> dict:
     metadata = {"page": page, "page_size": page_params.page_size, "first_page": 1}
     if page > 1:
         metadata["previous_page"] = page - 1
-    if page_params.has_next:
+    if getattr(page_params, "has_next", False):
         metadata["next_page"] = page + 1
     return metadata
 
