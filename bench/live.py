@@ -143,6 +143,27 @@ def seed(url: str, members: int) -> dict:
 # --- servers -------------------------------------------------------------------
 
 
+def worker_pid(server: ServerProcess) -> int:
+    """The pid of the gunicorn process's one worker."""
+    pid = server.process.pid
+    return int(Path(f"/proc/{pid}/task/{pid}/children").read_text().split()[0])
+
+
+def cpu_seconds(server: ServerProcess) -> float:
+    """The worker's CPU time so far (user + system)."""
+    stat = Path(f"/proc/{worker_pid(server)}/stat").read_text().rsplit(")", 1)[1]
+    utime, stime = stat.split()[11:13]
+    return (int(utime) + int(stime)) / os.sysconf("SC_CLK_TCK")
+
+
+def rss_kb(server: ServerProcess) -> int:
+    """The worker's resident memory."""
+    for line in Path(f"/proc/{worker_pid(server)}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1])
+    raise RuntimeError("no VmRSS")
+
+
 # --- clients: Socket.IO over a websocket, on asyncio ---------------------------
 
 
@@ -435,12 +456,14 @@ class Target:
         self.http_ms: list[float] = []
         self.failures: list[str] = []
         self.foreign: list[str] = []
+        self.cpu_ms: list[float] = []  # the workers' CPU per action, all clients served
 
     async def action(self, n: int, record: bool) -> None:
         """One action; waits until all n clients have its event (or times out)."""
         hub = self.hub
         hub.arm(n)
         port = self.servers[0].port
+        cpu_before = sum(cpu_seconds(server) for server in self.servers)
         status, consult, sent_at, response_at = await post(
             port, self.path, ACTION_BODY, self.token
         )
@@ -452,6 +475,8 @@ class Target:
         except TimeoutError:
             self.failures.append(f"only {hub.count}/{n} had consult {consult['id']}")
         hub.armed = False
+        await asyncio.sleep(0.05)  # the worker's last writes after the last delivery
+        cpu = sum(cpu_seconds(server) for server in self.servers) - cpu_before
         foreign = hub.foreign()
         if foreign:
             self.foreign.append(
@@ -465,6 +490,7 @@ class Target:
                 self.all_have.append((max(got) - response_at) * 1000)
                 self.from_request.append((max(got) - sent_at) * 1000)
             self.http_ms.append((response_at - sent_at) * 1000)
+            self.cpu_ms.append(cpu * 1000)
 
     def summary(self) -> dict:
         nan = float("nan")
@@ -483,6 +509,7 @@ class Target:
             "http_p50": statistics.median(self.http_ms),
             "http_max": max(self.http_ms),
             "actions": len(every),
+            "cpu_ms": statistics.mean(self.cpu_ms) if self.cpu_ms else nan,
             "failures": self.failures,
             "foreign": self.foreign,
         }
@@ -497,6 +524,8 @@ async def run_side_by_side(targets: list[Target], data: dict, args) -> dict:
         for target in targets:
             for server in target.servers:
                 server.start()
+        await asyncio.sleep(1.0)
+        idle_rss = {t.name: sum(rss_kb(s) for s in t.servers) for t in targets}
         for n in args.sizes:
             for target in targets:
                 started = time.monotonic()
@@ -511,6 +540,7 @@ async def run_side_by_side(targets: list[Target], data: dict, args) -> dict:
                 )
                 target.reset()
             await asyncio.sleep(1.0)  # let the connection burst settle
+            rss = {t.name: sum(rss_kb(s) for s in t.servers) for t in targets}
             load = os.getloadavg()[0]
             for k in range(args.warmup + args.actions):
                 order = targets if k % 2 == 0 else targets[::-1]
@@ -520,6 +550,8 @@ async def run_side_by_side(targets: list[Target], data: dict, args) -> dict:
             for target in targets:
                 result = target.summary()
                 result["load"] = (load, os.getloadavg()[0])
+                result["rss_kb"] = rss[target.name]
+                result["kb_per_client"] = (rss[target.name] - idle_rss[target.name]) / n
                 results[target.name][n] = result
                 print(
                     f"  {target.name:<8} N={n:>5}: all-have-it from response p50 "
@@ -527,6 +559,12 @@ async def run_side_by_side(targets: list[Target], data: dict, args) -> dict:
                     f"from request p50 {result['req_p50']:6.1f} p99 "
                     f"{result['req_p99']:6.1f} ms; HTTP p50 {result['http_p50']:.1f}"
                     f" max {result['http_max']:.1f} ms; load {load:.1f}",
+                    flush=True,
+                )
+                print(
+                    f"  {target.name:<8} N={n:>5}: worker CPU {result['cpu_ms']:.1f} ms "
+                    f"per action; RSS {result['rss_kb'] / 1024:.0f} MB, "
+                    f"{result['kb_per_client']:.1f} KB per connected client",
                     flush=True,
                 )
                 for failure in result["failures"][:5]:
@@ -636,6 +674,28 @@ def report(
                 f" {r['all_p50']:.1f} | {r['all_p99']:.1f} | {all_ratio} |"
                 f" {r['req_p50']:.1f} | {r['req_p99']:.1f} | {req_ratio} |"
                 f" {r['http_p50']:.1f} |"
+            )
+    print()
+    print(
+        "Worker CPU per push: the CPU of an action at N clients less that at the "
+        "smallest N (the broker's action also creates the consult; the floor's only "
+        "asks for the broadcast). Memory: the workers' RSS growth per connected client."
+    )
+    print(
+        "| configuration | N | CPU ms per action | push CPU ms | ÷ floor | KB per client |"
+    )
+    print("|---|---:|---:|---:|---:|---:|")
+    for name, label in LABELS.items():
+        runs = results.get(name, {})
+        floor = results.get(FLOOR_OF.get(name, ""), {})
+        for n, r in runs.items():
+            push = r["cpu_ms"] - runs[min(runs)]["cpu_ms"]
+            base = floor.get(n)
+            floor_push = base and base["cpu_ms"] - floor[min(floor)]["cpu_ms"]
+            share = ratio(push, floor_push) if base and n != min(runs) else "–"
+            print(
+                f"| {label} | {n:,} | {r['cpu_ms']:.1f} | {push:.1f} | {share} "
+                f"| {r['kb_per_client']:.1f} |"
             )
     print()
     for name in FLOOR_OF:

@@ -111,7 +111,7 @@ def create_app(overrides: dict | None = None) -> Flask:
     app.wsgi_app = LiveSecurityHeaders(app.wsgi_app)
     _trust_proxies(app)
 
-    from broker import live  # noqa: F401  (registers the Socket.IO handlers)
+    from broker import lazy_loads, live  # noqa: F401  (registers their listeners)
     from broker.api import register_api
     from broker.api.errors import register_error_handlers
     from broker.cli import register_commands

@@ -13,7 +13,8 @@ from datetime import timedelta
 from functools import lru_cache
 
 from flask import current_app
-from sqlalchemy import func, select
+from sqlalchemy import func, or_, select
+from sqlalchemy.orm import joinedload
 from werkzeug.security import check_password_hash, generate_password_hash
 
 from broker import clock, sessions
@@ -113,13 +114,33 @@ def token_record(token: str) -> ApiToken | None:
     )
 
 
+# A signed-in user comes with their memberships and their departments: every
+# permission check reads them, so they are loaded in the token's own SELECT.
+WITH_MEMBERSHIPS_OF_TOKEN = (
+    joinedload(ApiToken.user, innerjoin=True)
+    .joinedload(User.memberships)
+    .joinedload(Membership.department, innerjoin=True)
+)
+
+
 def valid_token(token: str) -> ApiToken | None:
     """The token's record, unless it is unknown, expired or revoked, or its user
-    deactivated."""
-    record = token_record(token)
-    if record is None or not record.valid or not record.user.active:
-        return None
-    return record
+    deactivated; with its user, memberships and departments, in one SELECT."""
+    at = clock.now()
+    record = (
+        db.session.scalars(
+            select(ApiToken)
+            .where(
+                ApiToken.token_digest == _digest(token),
+                ApiToken.revoked_at.is_(None),
+                or_(ApiToken.expires_at.is_(None), ApiToken.expires_at > at),
+            )
+            .options(WITH_MEMBERSHIPS_OF_TOKEN)
+        )
+        .unique()
+        .first()
+    )
+    return record if record is not None and record.user.active else None
 
 
 def user_for_token(token: str) -> User | None:

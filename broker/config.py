@@ -97,6 +97,8 @@ class Config:
     OIDC_NAME = os.environ.get("OIDC_NAME", "the hospital's sign-in")
 
     SQLALCHEMY_TRACK_MODIFICATIONS = False
+    # Tests: reading a consult's people lazily raises (broker/lazy_loads.py).
+    RAISE_ON_LAZY_LOAD = os.environ.get("RAISE_ON_LAZY_LOAD", "false") == "true"
 
     # flask-smorest / OpenAPI
     API_TITLE = "Consult broker"

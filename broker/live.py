@@ -19,25 +19,26 @@ from functools import wraps
 from flask import current_app, g, request, session
 from flask_login import current_user
 from flask_socketio import ConnectionRefusedError, join_room, leave_room
-from sqlalchemy import select
-from sqlalchemy.orm import Session, joinedload
+from sqlalchemy import event, select
+from sqlalchemy.orm import Session
 
 from broker import accounts, clock, sessions
+from broker.api.dumping import use_compiled_dump
 from broker.api.schemas import ConsultSchema, NotificationSchema
 from broker.bulk import among
 from broker.consults import access, audit
 from broker.consults.audit import record_read
 from broker.consults.changes import Changes, committing
 from broker.consults.errors import NotFound
-from broker.consults.queries import visible_consult
+from broker.consults.queries import WITH_PEOPLE, visible_consult
 from broker.extensions import db, socketio
 from broker.models import Consult, Notification, User
 from broker.sessions import Credential
 
 ADMINS = "admins"
 SIGN_IN_AGAIN = "Your session or token has ended: sign in again."
-consult_schema = ConsultSchema()
-notification_schema = NotificationSchema()
+consult_schema = use_compiled_dump(ConsultSchema())
+notification_schema = use_compiled_dump(NotificationSchema())
 
 
 def user_room(user_id: int) -> str:
@@ -206,18 +207,7 @@ def _payloads(session: Session, changes: Changes) -> list:
     """(event name, payload, rooms) for each changed consult and new notification."""
     pushes: list[tuple[str, dict | None, str | list[str]]] = []
     if changes.consult_ids:
-        consults = session.scalars(
-            select(Consult)
-            .where(among(session, Consult.id, changes.consult_ids))
-            .options(
-                joinedload(Consult.department),
-                joinedload(Consult.requester),
-                joinedload(Consult.owner),
-                joinedload(Consult.handoff_to),
-            )
-            .execution_options(populate_existing=True)
-        )
-        for consult in _taking_turns(consults):
+        for consult in _taking_turns(_changed_consults(session, changes.consult_ids)):
             if consult.id in changes.departures:
                 old_room = department_room(changes.departures[consult.id])
                 pushes.append(("consult_gone", {"id": consult.id}, old_room))
@@ -235,6 +225,48 @@ def _payloads(session: Session, changes: Changes) -> list:
             payload = notification_schema.dump(notification)
             pushes.append(("notification", payload, user_room(notification.user_id)))
     return pushes
+
+
+# The consults this session's flushes wrote in the current transaction (id -> object).
+_WRITTEN = "broker.live.written_consults"
+
+
+@event.listens_for(Session, "after_flush")
+def _remember_written(session: Session, flush_context) -> None:
+    written = session.info.setdefault(_WRITTEN, {})
+    for obj in (*session.new, *session.dirty):
+        if isinstance(obj, Consult):
+            written[obj.id] = obj
+
+
+@event.listens_for(Session, "after_commit")
+@event.listens_for(Session, "after_rollback")
+def _forget_written(session: Session) -> None:
+    session.info.pop(_WRITTEN, None)
+
+
+def _changed_consults(session: Session, ids: list[int]) -> list[Consult]:
+    """The changed consults as this transaction leaves them, in id order.
+
+    Those an action wrote through this session are current in memory, with their
+    people: they are pushed as they are, without reading them back. Those changed
+    by a statement (the sweep's UPDATE ... RETURNING) are read, in one SELECT.
+    """
+    session.flush()
+    written = session.info.get(_WRITTEN, {})
+    unread = [i for i in ids if i not in written]
+    read = {}
+    if unread:
+        read = {
+            c.id: c
+            for c in session.scalars(
+                select(Consult)
+                .where(among(session, Consult.id, unread))
+                .options(*WITH_PEOPLE)
+                .execution_options(populate_existing=True)
+            )
+        }
+    return [written.get(i) or read[i] for i in ids if i in written or i in read]
 
 
 def _taking_turns(items, every: int = 100):

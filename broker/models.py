@@ -45,8 +45,17 @@ class UTCDateTime(TypeDecorator):
             raise ValueError("naive datetime given to a UTC column")
         return value.astimezone(UTC).replace(tzinfo=None)
 
-    def process_result_value(self, value, dialect):
-        return None if value is None else value.replace(tzinfo=UTC)
+    def result_processor(self, dialect, coltype):
+        """Instants read back as aware UTC, in one call per value (not TypeDecorator's
+        process_result_value and its layers: a list of 50 consults reads 700)."""
+        read = self.impl_instance.result_processor(dialect, coltype)
+        if read is None:
+            return _aware
+        return lambda value: _aware(read(value))
+
+
+def _aware(value):
+    return None if value is None else value.replace(tzinfo=UTC)
 
 
 def render_for_migrations(type_, obj, autogen_context):

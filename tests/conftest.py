@@ -73,6 +73,8 @@ def app(database_url, tmp_path, app_settings):
             "SESSION_COOKIE_SECURE": False,  # tests speak plain http
             # Tests move the clock around freely; test_trust.py checks expiry itself.
             "TOKEN_LIFETIME_HOURS": 24 * 365 * 20,
+            # A consult, event or shift read without what it shows raises (an N+1).
+            "RAISE_ON_LAZY_LOAD": True,
             **app_settings,
         }
     )

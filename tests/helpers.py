@@ -455,7 +455,12 @@ def start_server(database_url: str, log_path: Path, **extra_env) -> ServerProces
 
 def server_process(database_url: str, log_path: Path, **extra_env) -> ServerProcess:
     """`start_server`'s process before it starts: its address is known already."""
-    env = broker_env(database_url, SESSION_COOKIE_SECURE="false", **extra_env)
+    env = broker_env(
+        database_url,
+        SESSION_COOKIE_SECURE="false",
+        RAISE_ON_LAZY_LOAD="true",  # an N+1 raises (broker/lazy_loads.py)
+        **extra_env,
+    )
 
     def command(port: int) -> list[str]:
         return [sys.executable, "-m", "flask", "--app", "wsgi", "run",

@@ -7,8 +7,10 @@ from zoneinfo import ZoneInfo
 import pytest
 from conftest import NEW_CONSULT
 from helpers import at, create, csrf_token, sign_in
+from sqlalchemy import event
 
 from broker import clock, create_app
+from broker.extensions import db
 
 
 @pytest.fixture
@@ -472,3 +474,44 @@ def test_socketio_answers_carry_the_security_headers_and_are_never_cached(client
     assert response.headers["X-Content-Type-Options"] == "nosniff"
     assert "default-src 'self'" in response.headers["Content-Security-Policy"]
     assert response.headers["X-Frame-Options"] == "DENY"
+
+
+def statements_run_by(app, request) -> int:
+    """The SQL statements the app runs to answer `request()` (which must succeed)."""
+    with app.app_context():
+        engine = db.engine
+    seen = []
+
+    def count(*args):
+        seen.append(1)
+
+    event.listen(engine, "before_cursor_execute", count)
+    try:
+        response = request()
+    finally:
+        event.remove(engine, "before_cursor_execute", count)
+    assert response.status_code == 200
+    return len(seen)
+
+
+def test_the_queue_and_the_list_read_each_rows_people_with_the_rows(
+    app, hospital, browser, new_consult
+):
+    """No SELECT per row's requester or owner (an N+1): the same statements for one
+    consult as for four, each with other people."""
+    sign_in(browser, "okafor@h.test")
+    queue = lambda: browser.get("/queue/radiology")  # noqa: E731
+    listing = lambda: hospital.okafor.get("/api/consults?department=radiology")  # noqa: E731
+    new_consult()
+    before = statements_run_by(app, queue), statements_run_by(app, listing)
+
+    for requester, owner in ((hospital.lee, hospital.castillo), (hospital.admin, None)):
+        consult_id = new_consult(by=requester)["id"]
+        if owner is not None:
+            assert owner.post(f"/api/consults/{consult_id}/claim").status_code == 200
+    hospital.nguyen.post(f"/api/consults/{new_consult()['id']}/claim")
+    page = browser.get("/queue/radiology").text
+
+    assert statements_run_by(app, queue) == before[0]
+    assert statements_run_by(app, listing) == before[1]
+    assert all(n in page for n in ("Dr Lee", "Dr Castillo", "Dr Nguyen", "Admin"))

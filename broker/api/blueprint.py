@@ -14,9 +14,13 @@ tests/test_schema.py runs Schemathesis against the document and fails on a statu
 an operation answers that it does not list.
 """
 
+import json
+
 from flask_smorest import Blueprint
 
 from broker.api.auth import require_caller
+from broker.api.dumping import use_compiled_dump
+from broker.api.pagination import PAGE_HEADER, pagination_metadata
 from broker.extensions import rest_api
 
 DESCRIPTIONS = {
@@ -61,6 +65,12 @@ class ApiBlueprint(Blueprint):
         # (arguments, response, pagination, ETag); refusals come last.
         self._prepare_doc_cbks.append(self._prepare_refusals_doc)
 
+    def response(self, status_code, schema=None, **kwargs):
+        """flask-smorest's `response`, dumping with the schema compiled (dumping.py)."""
+        if schema is not None:
+            schema = use_compiled_dump(schema() if isinstance(schema, type) else schema)
+        return super().response(status_code, schema, **kwargs)
+
     @staticmethod
     def refuses(*statuses: int, descriptions: dict[int, str] | None = None):
         """Decorator: the view answers these error statuses too (descriptions optional)."""
@@ -76,6 +86,17 @@ class ApiBlueprint(Blueprint):
             return view
 
         return decorator
+
+    def _set_pagination_metadata(self, page_params, result, headers):
+        """X-Pagination without a total (pagination.py says why)."""
+        headers = {} if headers is None else headers
+        headers[self.PAGINATION_HEADER_NAME] = json.dumps(
+            pagination_metadata(page_params)
+        )
+        return result, headers
+
+    def _document_pagination_metadata(self, spec, resp_doc):
+        resp_doc.setdefault("headers", {})[self.PAGINATION_HEADER_NAME] = PAGE_HEADER
 
     def _prepare_refusals_doc(self, doc, doc_info, **kwargs):
         """Adds the operation's error responses to its document (a flask-smorest doc step)."""

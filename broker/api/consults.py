@@ -113,7 +113,7 @@ def _register_action(blp: ApiBlueprint, action: registry.Action) -> None:
     timeline. Refused as its predicate says (403, 409); 404 if not visible."""
 
     def take(consult_id, data):
-        consult = visible_consult(caller(), consult_id)
+        consult = visible_consult(caller(), consult_id, with_timeline=True)
         done = with_timeline(registry.perform(action.name, consult, caller(), data))
         record_read(done, caller(), "api-action")
         return done

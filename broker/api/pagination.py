@@ -1,27 +1,42 @@
-"""Paging a SQLAlchemy SELECT with flask-smorest (`X-Pagination` header)."""
+"""Paging a SQLAlchemy SELECT with flask-smorest (`X-Pagination` header).
 
+A page costs the same however long the history: no total is counted (a
+`count(*)` would read every matching row on every request). The page's rows are
+read with one more, which tells whether a next page exists. The header holds
+`page`, `page_size`, `first_page`, and `previous_page` / `next_page` where there
+is one.
+"""
+
+import marshmallow as ma
 from flask import g
 from flask_smorest import Page
-from sqlalchemy import func, select
 
 from broker.consults.audit import record_shown
 from broker.extensions import db
+
+# The largest OFFSET PostgreSQL and SQLite take (a signed 64-bit integer).
+LARGEST_OFFSET = 2**63 - 1
 
 
 class SelectPage(Page):
     @property
     def items(self):
-        """The page's rows; none past the last page (whose offset a database may not take)."""
-        first = self.page_params.first_item
-        if first >= self.page_params.item_count:
-            return []
-        query = self.collection.offset(first).limit(self.page_params.page_size)
-        return list(db.session.scalars(query))
+        """The page's rows, read with one more (which says whether a next page exists)."""
+        params = self.page_params
+        first, size = params.first_item, params.page_size
+        if first + size >= LARGEST_OFFSET:
+            rows = []
+        else:
+            rows = list(
+                db.session.scalars(self.collection.offset(first).limit(size + 1))
+            )
+        params.has_next = len(rows) > size
+        return rows[:size]
 
     @property
     def item_count(self):
-        counted = self.collection.order_by(None).subquery()
-        return db.session.scalar(select(func.count()).select_from(counted))
+        """Not counted; flask-smorest needs a value to write the header at all."""
+        return -1
 
 
 class ShownConsultsPage(SelectPage):
@@ -32,3 +47,27 @@ class ShownConsultsPage(SelectPage):
         items = super().items
         record_shown(g.caller, items, "api-list")
         return items
+
+
+def pagination_metadata(page_params) -> dict:
+    """The X-Pagination header of a page: where it is, and its neighbours."""
+    page = page_params.page
+    metadata = {"page": page, "page_size": page_params.page_size, "first_page": 1}
+    if page > 1:
+        metadata["previous_page"] = page - 1
+    if getattr(page_params, "has_next", False):
+        metadata["next_page"] = page + 1
+    return metadata
+
+
+class PageHeaderSchema(ma.Schema):
+    page = ma.fields.Int(metadata={"description": "This page's number."})
+    page_size = ma.fields.Int(metadata={"description": "Items per page."})
+    first_page = ma.fields.Int(metadata={"description": "Always 1."})
+    previous_page = ma.fields.Int(metadata={"description": "If this is not the first."})
+    next_page = ma.fields.Int(
+        metadata={"description": "If more items follow (there is no total)."}
+    )
+
+
+PAGE_HEADER = {"description": "Where this page is", "schema": PageHeaderSchema}

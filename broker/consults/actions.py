@@ -27,6 +27,7 @@ from broker.consults.deadlines import (
 from broker.consults.errors import Conflict, Invalid
 from broker.consults.notifications import describe, notify
 from broker.consults.oncall import on_call_now
+from broker.consults.queries import WITH_PEOPLE
 from broker.consults.registry import Field, consult_action
 from broker.consults.transactions import transaction
 from broker.extensions import db
@@ -185,9 +186,9 @@ def create_once(requester: User, request_key: str, **fields) -> tuple[Consult, b
 
 def _made_with(requester: User, request_key: str) -> Consult | None:
     return db.session.scalar(
-        select(Consult).where(
-            Consult.requester_id == requester.id, Consult.request_key == request_key
-        )
+        select(Consult)
+        .where(Consult.requester_id == requester.id, Consult.request_key == request_key)
+        .options(*WITH_PEOPLE)
     )
 
 

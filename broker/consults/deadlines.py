@@ -6,6 +6,7 @@ from datetime import datetime, timedelta
 from broker.consults import access, limits
 from broker.consults.errors import Invalid
 from broker.consults.transactions import transaction
+from broker.extensions import db
 from broker.models import Consult, DeadlinePolicy, Department, Urgency, User
 
 
@@ -43,7 +44,11 @@ def default_policies() -> list[DeadlinePolicy]:
 
 
 def minutes_for(department: Department, urgency: str) -> Minutes:
-    for policy in department.policies:
+    # Reading the policies flushes nothing: an action's changes so far are written
+    # once, with its timeline event (one UPDATE, one version bump).
+    with db.session.no_autoflush:
+        policies = department.policies
+    for policy in policies:
         if policy.urgency == urgency:
             return Minutes(
                 policy.claim_minutes, policy.answer_minutes, policy.followup_minutes

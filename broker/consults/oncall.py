@@ -4,6 +4,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from sqlalchemy import Select, select
+from sqlalchemy.orm import joinedload
 
 from broker import clock
 from broker.consults import access, limits
@@ -33,6 +34,7 @@ def coverage_at(department_id: int, at: datetime) -> Coverage:
             Shift.starts_at <= at,
             Shift.ends_at > at,
         )
+        .options(joinedload(Shift.user, innerjoin=True))
         .order_by(Shift.starts_at)
     )
     coverage = Coverage()
@@ -56,6 +58,7 @@ def shifts_between(
     query = query.where(Shift.ends_at > (start or clock.now()))
     if end is not None:
         query = query.where(Shift.starts_at < end)
+    query = query.options(joinedload(Shift.user, innerjoin=True))
     return query.order_by(Shift.starts_at, Shift.id)
 
 
@@ -79,12 +82,14 @@ def add_shift(
     )
     if role == ShiftRole.PRIMARY:
         clash = db.session.scalar(
-            select(Shift).where(
+            select(Shift)
+            .where(
                 Shift.department_id == department.id,
                 Shift.role == ShiftRole.PRIMARY.value,
                 Shift.starts_at < ends_at,
                 Shift.ends_at > starts_at,
             )
+            .options(joinedload(Shift.user, innerjoin=True))
         )
         if clash is not None:
             raise Conflict(

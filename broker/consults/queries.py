@@ -4,7 +4,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from sqlalchemy import Select, and_, case, or_, select
-from sqlalchemy.orm import selectinload
+from sqlalchemy.orm import joinedload, selectinload
 
 from broker import clock
 from broker.consults import access
@@ -28,22 +28,43 @@ NOT_FOUND = "No such consult."
 RESYNC_MARGIN = timedelta(seconds=5)
 
 
-def visible_consult(user: User, consult_id: int) -> Consult:
+# A consult's many-to-one relations, loaded in the consult's own SELECT (joins):
+# a list or a page then reads every row's people with one statement, however many
+# rows. Follow-up SELECTs (selectinload) or lazy loads would add one per relation.
+WITH_PEOPLE = (
+    joinedload(Consult.department, innerjoin=True),
+    joinedload(Consult.requester, innerjoin=True),
+    joinedload(Consult.owner),
+    joinedload(Consult.handoff_to),
+)
+
+
+# The timeline with its people, read along with the consult an action is about to
+# change: the event the action adds joins it in memory, and the answer needs no
+# read after the commit (which would take a second connection from the pool).
+WITH_TIMELINE = selectinload(Consult.events).options(
+    joinedload(ConsultEvent.actor), joinedload(ConsultEvent.subject)
+)
+
+
+def visible_consult(user: User, consult_id: int, with_timeline=False) -> Consult:
     """The consult, or NotFound if it does not exist or the user may not see it."""
-    consult = db.session.get(Consult, consult_id)
+    options = [*WITH_PEOPLE, WITH_TIMELINE] if with_timeline else WITH_PEOPLE
+    consult = db.session.get(Consult, consult_id, options=options)
     if consult is None or not access.can_see(user, consult):
         raise NotFound(NOT_FOUND)
     return consult
 
 
 def timeline(consult: Consult) -> list[ConsultEvent]:
+    """The consult's events, oldest first (as read with it, if they were)."""
+    if "events" in consult.__dict__:
+        return list(consult.events)
     return list(
         db.session.scalars(
             select(ConsultEvent)
             .where(ConsultEvent.consult_id == consult.id)
-            .options(
-                selectinload(ConsultEvent.actor), selectinload(ConsultEvent.subject)
-            )
+            .options(joinedload(ConsultEvent.actor), joinedload(ConsultEvent.subject))
             .order_by(ConsultEvent.id)
         )
     )
@@ -72,15 +93,13 @@ def visible_consults(user: User, wanted: ConsultFilter) -> Select:
     query = (
         select(Consult)
         .where(access.visible_consults_clause(user))
-        .options(
-            selectinload(Consult.department),
-            selectinload(Consult.requester),
-            selectinload(Consult.owner),
-            selectinload(Consult.handoff_to),
-        )
+        .options(*WITH_PEOPLE)
     )
     if wanted.department:
-        query = query.join(Department).where(Department.slug == wanted.department)
+        department_id = select(Department.id).where(
+            Department.slug == wanted.department
+        )
+        query = query.where(Consult.department_id == department_id.scalar_subquery())
     if wanted.status:
         query = query.where(Consult.status == wanted.status)
     if wanted.owner_is_me:
@@ -146,11 +165,7 @@ def department_queue(
                 Consult.status.in_(OPEN_STATUSES),
                 *wanted.clauses(),
             )
-            .options(
-                selectinload(Consult.requester),
-                selectinload(Consult.owner),
-                selectinload(Consult.handoff_to),
-            )
+            .options(*WITH_PEOPLE)
             .order_by(URGENCY_FIRST, RUNNING_DEADLINE, Consult.id)
         )
     )
