@@ -27,6 +27,7 @@ from broker.consults.deadlines import default_policies
 from broker.consults.errors import Conflict, Invalid, NotAllowed
 from broker.consults.notifications import alert
 from broker.consults.oncall import on_call_now
+from broker.consults.queries import WITH_PEOPLE
 from broker.consults.transactions import transaction
 from broker.extensions import db
 from broker.models import (
@@ -400,7 +401,11 @@ def _leave(user: User, department: Department, reason: str) -> None:
     db.session.expire(user, ["memberships"])
     if gone:
         _alert_chiefs_of_gap(department, user, gone)
-    in_department = select(Consult).where(Consult.department_id == department.id)
+    in_department = (
+        select(Consult)
+        .where(Consult.department_id == department.id)
+        .options(*WITH_PEOPLE)
+    )
     for consult in db.session.scalars(
         in_department.where(Consult.handoff_to_id == user.id)
     ).all():
