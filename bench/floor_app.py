@@ -316,6 +316,9 @@ def consult_detail(consult_id):
 
 @app.post("/api/consults")
 def create_consult():
+    """The floor's create, in one piece on purpose: every statement a new consult
+    costs, in order, so it reads line by line against the broker's path (it is
+    the measure, not the product)."""
     given = request.get_json()
     at = now()
     with engine.begin() as conn:
@@ -484,6 +487,9 @@ HEADINGS = {
 
 @app.get("/queue/<slug>")
 def queue(slug):
+    """The floor's queue page, in one piece on purpose: the statements and the HTML the
+    broker's queue makes, in order, to read against it (it is the measure, not
+    the product)."""
     at = now()
     user_id = session.get("_user_id")
     if user_id is None:

@@ -518,7 +518,8 @@ class Target:
 async def run_side_by_side(targets: list[Target], data: dict, args) -> dict:
     """Start the targets' servers; at each size connect the same number of clients
     to each, then take turns: one action on each target (in alternating order),
-    `args.pause` apart, so that the machine's background weighs on all alike."""
+    `args.pause` apart, so that the machine's background weighs on all alike.
+    In one piece on purpose: the alternation is the method, and reads in one place."""
     results: dict = {t.name: {} for t in targets}
     try:
         for target in targets:
@@ -651,6 +652,9 @@ def verdict(r: dict, base: dict, key: str) -> tuple[bool, str]:
 def report(
     results: dict, args, machine_lines: list[str], tracebacks: list[tuple[str, str]]
 ) -> None:
+    """Prints the run's tables in the order bench/README.md quotes them. Longer than 60
+    lines on purpose: one straight sequence of tables reads (and diffs against
+    the README) more easily than pieces."""
     print()
     print(
         "Milliseconds. 'from response': from the moment the action's HTTP response "
@@ -768,6 +772,9 @@ def report(
 
 
 def main() -> int:
+    """The benchmark's steps from the command line to the report, in the order they
+    run. Longer than 60 lines on purpose: the order of the steps is the method
+    bench/README.md describes, and reads best in one place."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument(
         "--database-url",

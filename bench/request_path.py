@@ -395,6 +395,9 @@ def mean(runs: list[dict], key: str) -> float:
 
 
 def main() -> int:
+    """The benchmark's steps from the command line to the report, in the order they
+    run. Longer than 60 lines on purpose: the interleaving of broker and floor
+    is the method bench/README.md describes, and reads best in one place."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--database-url", default=DEFAULT_DATABASE_URL)
     parser.add_argument("--prepare", action="store_true", help="rebuild the database")
