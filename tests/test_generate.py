@@ -14,6 +14,7 @@ from helpers import assert_cli_refused
 from sqlalchemy import select, text
 
 from broker.consults.escalation import sweep
+from broker.consults.queries import WITH_PEOPLE
 from broker.extensions import db
 from broker.models import (
     Consult,
@@ -306,7 +307,9 @@ def test_every_consult_agrees_with_its_timeline(app, history):
         policies = _policies()
         timelines = _timelines()
         auto_close = timedelta(hours=app.config["AUTO_CLOSE_HOURS"])
-        consults = db.session.scalars(select(Consult).order_by(Consult.id)).all()
+        consults = db.session.scalars(
+            select(Consult).options(*WITH_PEOPLE).order_by(Consult.id)
+        ).all()
         assert len(consults) == 1500
         for consult in consults:
             try:
