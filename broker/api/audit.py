@@ -10,7 +10,7 @@ from marshmallow import Schema, fields, validate
 from broker.api.auth import caller
 from broker.api.blueprint import ApiBlueprint
 from broker.api.pagination import SelectPage
-from broker.api.schemas import AwareDateTime, Input, UserSchema, limited
+from broker.api.schemas import AwareDateTime, Input, UserSchema, checked_by, limited
 from broker.consults import limits
 from broker.consults.audit import VIAS, AuditQuery, search
 from broker.extensions import db
@@ -28,8 +28,8 @@ CSV_COLUMNS = ["at", "consult_id", "user_id", "user_name", "user_email", "via"]
 
 class AuditArgs(Input):
     patient_ref = limited(limits.PATIENT_REF, required=False)
-    user_id = fields.Integer(validate=validate.Range(min=1, max=2**31 - 1))
-    consult_id = fields.Integer(validate=validate.Range(min=1, max=2**31 - 1))
+    user_id = fields.Integer(validate=checked_by(limits.ROW_ID))
+    consult_id = fields.Integer(validate=checked_by(limits.ROW_ID))
     start = AwareDateTime(data_key="from", metadata={"description": "inclusive"})
     end = AwareDateTime(data_key="to", metadata={"description": "exclusive"})
     format = fields.String(

@@ -32,7 +32,7 @@ class Input(Schema):
         return data
 
 
-def _checked_by(limit):
+def checked_by(limit):
     """A marshmallow validator from a domain limit: the same bound, the same words."""
 
     def check(value) -> None:
@@ -47,7 +47,7 @@ def limited(limit, **kwargs) -> fields.Field:
     shows its bounds."""
     optional = {} if limit.required else {"allow_none": True, "load_default": None}
     options = {"required": limit.required, **optional, **kwargs}
-    validate = _checked_by(limit)
+    validate = checked_by(limit)
     if isinstance(limit, limits.Text):
         bounds = {"maxLength": limit.max_length}
         if limit.required:

@@ -16,6 +16,7 @@ from broker.api.schemas import (
     Input,
     MemberSchema,
     UserSchema,
+    checked_by,
     limited,
 )
 from broker.consults import limits
@@ -116,7 +117,9 @@ class AdminEventSchema(Schema):
 
 class AdminLogArgs(Input):
     before_id = fields.Integer(
-        load_default=None, metadata={"description": "older than this event"}
+        load_default=None,
+        validate=checked_by(limits.ROW_ID),
+        metadata={"description": "older than this event"},
     )
 
 

@@ -281,6 +281,9 @@ COMMENT = Text("Comment", 2_000, required=False)
 # A department's deadlines: up to 30 days each.
 MINUTES = WholeNumber("Minutes", 1, 60 * 24 * 30)
 
+# A row's id, as a client may give one (a list's "older than" cursor): a database integer.
+ROW_ID = WholeNumber("Id", 1, 2**31 - 1, required=False)
+
 # Any instant taken in (a shift, a report period, updated_since)
 INSTANT = Instant("Instant")
 
