@@ -39,6 +39,7 @@ from broker.models import (  # noqa: E402
     Notification,
     Shift,
     User,
+    UserSession,
 )
 
 app = Flask(__name__)
@@ -224,6 +225,29 @@ def token_caller(conn) -> dict:
         .scalar_subquery()
     )
     return caller_where(conn, users.c.id == valid)
+
+
+def session_caller(conn) -> dict:
+    """The user of the server-side session whose key the cookie carries (the broker's
+    rule: not ended, not idle, not too old), or 401."""
+    key = session.get("key")
+    if not key:
+        abort(401)
+    sessions_ = UserSession.__table__
+    at = now()
+    in_force = (
+        select(sessions_.c.user_id)
+        .where(
+            sessions_.c.key_digest == hashlib.sha256(key.encode()).hexdigest(),
+            sessions_.c.ended_at.is_(None),
+            sessions_.c.started_at
+            > at - timedelta(hours=Config.SESSION_ABSOLUTE_HOURS),
+            sessions_.c.last_used_at
+            >= at - timedelta(minutes=Config.SESSION_IDLE_MINUTES),
+        )
+        .scalar_subquery()
+    )
+    return caller_where(conn, users.c.id == in_force)
 
 
 def visible(user: dict):
@@ -491,11 +515,8 @@ def queue(slug):
     broker's queue makes, in order, to read against it (it is the measure, not
     the product)."""
     at = now()
-    user_id = session.get("_user_id")
-    if user_id is None:
-        abort(401)
     with engine.connect() as conn:
-        user = caller_where(conn, users.c.id == int(user_id))
+        user = session_caller(conn)
         department = conn.execute(
             select(departments.c.id, departments.c.name).where(
                 departments.c.slug == slug

@@ -50,6 +50,8 @@ import benchdb  # noqa: E402
 import psycopg  # noqa: E402
 import requests  # noqa: E402
 
+# The broker refuses to serve without a key; the benchmark's servers and test clients share this one.
+os.environ.setdefault("SECRET_KEY", "request-path-bench-" + "k" * 32)
 DEFAULT_DATABASE_URL = "postgresql://postgres@127.0.0.1:5432/broker_bench_20k"
 ACCESS_LOG_FORMAT = (
     '%(h)s %({x-forwarded-for}i)s %(t)s "%(m)s %(U)s" %(s)s %(B)s %(M)sms'
@@ -315,6 +317,29 @@ def wrk(server: Server, request: Request, seconds: int, script: Path) -> dict:
     }
 
 
+@contextlib.contextmanager
+def profiled(server: Server, key: str, args):
+    """py-spy samples the server's worker while the block runs (collapsed stacks)."""
+    program = os.environ.get("PYSPY") or shutil.which("py-spy")
+    if program is None:
+        raise SystemExit("--profile needs py-spy: pip install py-spy (or set PYSPY)")
+    Path(args.profile).mkdir(parents=True, exist_ok=True)
+    spy = subprocess.Popen(
+        [
+            *(program, "record", "--pid", str(server.worker_pid), "--rate", "250"),
+            *("--format", "raw", "--nonblocking", "--output"),
+            str(Path(args.profile) / f"{key}.txt"),
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        yield
+    finally:
+        spy.send_signal(signal.SIGINT)
+        spy.wait(30)
+
+
 def to_ms(text: str) -> float:
     number, unit = re.match(r"([\d.]+)(\w+)", text).groups()
     return float(number) * {"us": 0.001, "ms": 1, "s": 1000}[unit]
@@ -413,6 +438,12 @@ def main() -> int:
     parser.add_argument("--seconds", type=int, default=20)
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--only", nargs="*", help="request keys (list, detail, ...)")
+    parser.add_argument(
+        "--profile",
+        metavar="DIR",
+        help="py-spy records the broker's worker in round 1 (DIR/<request>.txt, "
+        "collapsed stacks; PYSPY names the program, else py-spy on PATH)",
+    )
     args = parser.parse_args()
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(1))  # stop the servers too
     if shutil.which("wrk") is None:
@@ -520,7 +551,13 @@ def main() -> int:
                     if request.claims:  # enough pending consults for 600 claims/s
                         ids = pending_supply(url, 600 * args.seconds)
                     script = request.lua(scripts, ids)
-                    run = wrk(server, request, args.seconds, script)
+                    profiling = args.profile and server is broker and round_ == 1
+                    with (
+                        profiled(server, request.key, args)
+                        if profiling
+                        else (contextlib.nullcontext())
+                    ):
+                        run = wrk(server, request, args.seconds, script)
                     cancel_bench_consults(url)
                     results.setdefault((server.name, request.key), []).append(run)
                     say(
