@@ -5,9 +5,10 @@ database, driver (psycopg 3) and connection pool (SQLAlchemy's QueuePool, pre-pi
 it answers the benchmark's requests with Core statements and plain dicts: the same
 JSON byte for byte (bench/request_path.py checks), and for the queue a page with the
 same rows and the same facts in each. It keeps the broker's rules only as far as the
-benchmark exercises them (a valid token, department membership, a pending consult to
-claim, the timeline event, the audit read, the on-call alert); it has no limiter, no
-CSRF, no OpenAPI, no live push. It is the cost a request cannot go below in Flask.
+benchmark exercises them (a valid token or session, department membership, a pending
+consult to claim, the timeline event, the on-call alert, and the access audit of every
+answer that shows a consult: the list, the detail, the claim's answer, the queue page);
+it has no limiter, no CSRF, no OpenAPI, no live push. It is the cost a request cannot go below in Flask.
 
     DATABASE_URL=... gunicorn --worker-class gevent bench.floor_app:app
 """
@@ -20,7 +21,17 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from flask import Flask, abort, jsonify, request, session
-from sqlalchemy import and_, case, create_engine, func, insert, or_, select, update
+from sqlalchemy import (
+    and_,
+    case,
+    create_engine,
+    func,
+    insert,
+    or_,
+    select,
+    text,
+    update,
+)
 from sqlalchemy.orm import aliased
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -32,7 +43,6 @@ from broker.models import (  # noqa: E402
     ApiToken,
     Consult,
     ConsultEvent,
-    ConsultRead,
     DeadlinePolicy,
     Department,
     Membership,
@@ -250,6 +260,31 @@ def session_caller(conn) -> dict:
     return caller_where(conn, users.c.id == in_force)
 
 
+READS = text(
+    "INSERT INTO consult_reads (consult_id, user_id, at, via) SELECT * FROM unnest("
+    "CAST(:consult_ids AS integer[]), CAST(:user_ids AS integer[]), "
+    "CAST(:ats AS timestamp[]), CAST(:vias AS varchar[]))"
+)
+
+
+def record_shown(conn, user, consult_ids, via: str, at, commit: bool = True) -> None:
+    """The access audit (issue 13): the user was shown these consults; one INSERT of
+    arrays, as the broker writes it on PostgreSQL, and its commit."""
+    if consult_ids:
+        n = len(consult_ids)
+        conn.execute(
+            READS,
+            {
+                "consult_ids": consult_ids,
+                "user_ids": [user["id"]] * n,
+                "ats": [at.astimezone(UTC).replace(tzinfo=None)] * n,
+                "vias": [via] * n,
+            },
+        )
+    if commit:
+        conn.commit()
+
+
 def visible(user: dict):
     if user["is_admin"]:
         return consults.c.id.is_not(None)
@@ -301,6 +336,7 @@ def consult_list():
             .mappings()
             .all()
         )
+        record_shown(conn, user, [c["id"] for c in rows[:size]], "api-list", at)
     header = {"page": page, "page_size": size, "first_page": 1}
     if page > 1:
         header["previous_page"] = page - 1
@@ -328,13 +364,7 @@ def consult_detail(consult_id):
     with engine.connect() as conn:
         user = token_caller(conn)
         answer = with_timeline(conn, visible_one(conn, user, consult_id), at)
-        reads = ConsultRead.__table__
-        conn.execute(
-            insert(reads).values(
-                consult_id=consult_id, user_id=user["id"], at=at, via="api"
-            )
-        )
-        conn.commit()
+        record_shown(conn, user, [consult_id], "api", at)
     return jsonify(answer)
 
 
@@ -474,6 +504,8 @@ def claim(consult_id):
         )
         row = conn.execute(consult_select().where(consults.c.id == consult_id))
         answer = with_timeline(conn, row.mappings().one(), at)
+        # The answer shows the consult: audited (in the same transaction, the cheapest).
+        record_shown(conn, user, [consult_id], "api-action", at, commit=False)
     return jsonify(answer)
 
 
@@ -568,6 +600,8 @@ def queue(slug):
                     "due": due.get(c["status"]),
                 }
             )
+        shown = [c["id"] for rows_ in by_status.values() for c in rows_]
+        record_shown(conn, user, shown, "page-queue", at)
     primary = [name for role, name in on_call if role == "primary"]
     return QUEUE_PAGE.render(
         department=department.name,
