@@ -13,7 +13,7 @@ from datetime import timedelta
 from functools import lru_cache
 
 from flask import current_app
-from sqlalchemy import func, or_, select
+from sqlalchemy import bindparam, func, select
 from sqlalchemy.orm import joinedload
 from werkzeug.security import check_password_hash, generate_password_hash
 
@@ -123,23 +123,24 @@ WITH_MEMBERSHIPS_OF_TOKEN = (
 )
 
 
+# Built once, so that SQLAlchemy computes its cache key once, not on every request.
+_VALID_TOKEN = (
+    select(ApiToken)
+    .where(
+        ApiToken.token_digest == bindparam("digest"),
+        *sessions.token_in_force(bindparam("at")),
+    )
+    .options(WITH_MEMBERSHIPS_OF_TOKEN)
+)
+
+
 def valid_token(token: str) -> ApiToken | None:
     """The token's record, unless it is unknown, expired or revoked, or its user
     deactivated; with its user, memberships and departments, in one SELECT."""
-    at = clock.now()
-    record = (
-        db.session.scalars(
-            select(ApiToken)
-            .where(
-                ApiToken.token_digest == _digest(token),
-                ApiToken.revoked_at.is_(None),
-                or_(ApiToken.expires_at.is_(None), ApiToken.expires_at > at),
-            )
-            .options(WITH_MEMBERSHIPS_OF_TOKEN)
-        )
-        .unique()
-        .first()
+    found = db.session.scalars(
+        _VALID_TOKEN, {"digest": _digest(token), "at": clock.now()}
     )
+    record = found.unique().first()
     return record if record is not None and record.user.active else None
 
 

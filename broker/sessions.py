@@ -17,7 +17,7 @@ from datetime import timedelta
 
 from blinker import Namespace
 from flask import current_app
-from sqlalchemy import event, or_, select, update
+from sqlalchemy import bindparam, event, or_, select, update
 from sqlalchemy.orm import Session, joinedload
 
 from broker import clock
@@ -88,6 +88,14 @@ def why_invalid(record: UserSession) -> str | None:
     return None
 
 
+# Built once, so that SQLAlchemy computes its cache key once, not on every request.
+_BY_KEY = (
+    select(UserSession)
+    .where(UserSession.key_digest == bindparam("digest"))
+    .options(joinedload(UserSession.user))
+)
+
+
 def find(key: str | None) -> tuple[UserSession | None, str | None]:
     """(the session, None) if the key's session may be used; else (None, why).
 
@@ -95,11 +103,7 @@ def find(key: str | None) -> tuple[UserSession | None, str | None]:
     """
     if not key:
         return None, None
-    record = db.session.scalar(
-        select(UserSession)
-        .where(UserSession.key_digest == digest(key))
-        .options(joinedload(UserSession.user))
-    )
+    record = db.session.scalar(_BY_KEY, {"digest": digest(key)})
     if record is None:
         return None, "ended"
     why = why_invalid(record)
@@ -187,11 +191,13 @@ def _session_in_force() -> tuple:
     )
 
 
-def _token_in_force() -> tuple:
-    """The SQL form of `ApiToken.valid`."""
+def token_in_force(at=None) -> tuple:
+    """The SQL form of `ApiToken.valid` at `at`: an instant, or a bind parameter for a
+    statement built once (now, if not given)."""
+    at = clock.now() if at is None else at
     return (
         ApiToken.revoked_at.is_(None),
-        or_(ApiToken.expires_at.is_(None), ApiToken.expires_at > clock.now()),
+        or_(ApiToken.expires_at.is_(None), ApiToken.expires_at > at),
     )
 
 
@@ -202,7 +208,7 @@ def _open_sessions(user: User):
 
 
 def _open_tokens(user: User):
-    return select(ApiToken).where(ApiToken.user_id == user.id, *_token_in_force())
+    return select(ApiToken).where(ApiToken.user_id == user.id, *token_in_force())
 
 
 def of(user: User) -> dict:
@@ -279,7 +285,7 @@ def still_valid(credentials: set[Credential]) -> set[Credential]:
     valid = set()
     for kind, model, in_force in (
         ("session", UserSession, _session_in_force),
-        ("token", ApiToken, _token_in_force),
+        ("token", ApiToken, token_in_force),
     ):
         ids = [c.id for c in credentials if c.kind == kind]
         if ids:

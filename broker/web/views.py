@@ -58,9 +58,9 @@ def _fragment() -> bool:
 @web.before_app_request
 def end_idle_sessions():
     """A session found idle (SESSION_IDLE_MINUTES) sends a page to sign in again, saying why."""
-    if current_user.is_authenticated or request.endpoint in (None, "web.sign_in"):
+    if request.path.startswith(("/static", "/api")):  # (without loading a user first)
         return None
-    if request.path.startswith(("/static", "/api")):
+    if current_user.is_authenticated or request.endpoint in (None, "web.sign_in"):
         return None
     if g.get("session_ended") == "idle":
         session.clear()
