@@ -23,7 +23,7 @@ from sqlalchemy.orm import Session, joinedload
 from broker import clock
 from broker.consults.errors import NotFound
 from broker.extensions import db
-from broker.models import ApiToken, User, UserSession
+from broker.models import ApiToken, Membership, User, UserSession
 
 signals = Namespace()
 credential_ended = signals.signal("credential-ended")
@@ -88,11 +88,16 @@ def why_invalid(record: UserSession) -> str | None:
     return None
 
 
-# Built once, so that SQLAlchemy computes its cache key once, not on every request.
+# Built once, so that SQLAlchemy computes its cache key once, not on every request. The
+# user comes with their memberships and departments (every page and permission reads them).
 _BY_KEY = (
     select(UserSession)
     .where(UserSession.key_digest == bindparam("digest"))
-    .options(joinedload(UserSession.user))
+    .options(
+        joinedload(UserSession.user, innerjoin=True)
+        .joinedload(User.memberships)
+        .joinedload(Membership.department, innerjoin=True)
+    )
 )
 
 
@@ -103,7 +108,7 @@ def find(key: str | None) -> tuple[UserSession | None, str | None]:
     """
     if not key:
         return None, None
-    record = db.session.scalar(_BY_KEY, {"digest": digest(key)})
+    record = db.session.scalars(_BY_KEY, {"digest": digest(key)}).unique().first()
     if record is None:
         return None, "ended"
     why = why_invalid(record)

@@ -335,19 +335,25 @@ def test_pages_show_and_read_times_on_the_hospitals_clock(app, hospital, browser
 
     settings = browser.get("/departments/radiology/settings").text
     assert "Shift schedule (America/New_York)" in settings
+    # A shift next week (the settings page lists shifts to come), 08:00-20:00 New York time.
+    new_york = ZoneInfo("America/New_York")
+    day = (datetime.now(new_york) + timedelta(days=7)).date()
+    starts = datetime(day.year, day.month, day.day, 8, tzinfo=new_york)
+    ends = starts.replace(hour=20)
     added = browser.post(
         "/departments/radiology/shifts",
         data={"csrf_token": csrf_token(settings),
               "shift-user_id": str(hospital.castillo.user_id), "shift-role": "primary",
-              "shift-starts_at": "2026-12-01T08:00", "shift-ends_at": "2026-12-01T20:00"},
+              "shift-starts_at": f"{day}T08:00", "shift-ends_at": f"{day}T20:00"},
     )  # fmt: skip
     assert added.status_code == 302
     shifts = hospital.okafor.get("/api/departments/radiology/shifts",
-                                 query_string={"from": "2026-12-01T00:00:00Z"}).json  # fmt: skip
+                                 query_string={"from": f"{day}T00:00:00Z"}).json  # fmt: skip
     assert [(s["starts_at"], s["ends_at"]) for s in shifts] == [
-        ("2026-12-01T13:00:00+00:00", "2026-12-02T01:00:00+00:00")
-    ]
-    assert "Tue 01 Dec 08:00 EST" in browser.get("/departments/radiology/settings").text
+        (starts.astimezone(ZoneInfo("UTC")).isoformat(), ends.astimezone(ZoneInfo("UTC")).isoformat())
+    ]  # fmt: skip
+    shown = f"{starts:%a %d %b} 08:00 {starts.tzname()}"
+    assert shown in browser.get("/departments/radiology/settings").text
 
 
 def test_a_misspelt_time_zone_stops_the_start_with_its_name():
