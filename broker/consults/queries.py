@@ -208,32 +208,39 @@ def _views_select(columns, with_department: bool) -> Select:
 
 
 def consult_views(query: Select) -> list[ConsultView]:
-    """The views of the consults `query` (a `*_views` SELECT) reads, in its order."""
-    return views_of(db.session.execute(query))
+    """The views of the consults `query` (a `*_views` SELECT) reads, in its order.
+
+    Run as a Core statement on the session's connection: its rows are plain rows.
+    """
+    return views_of(db.session.connection().execute(query))
 
 
 def views_of(result: Result) -> list[ConsultView]:
     keys = list(result.keys())
-    own = [(i, key) for i, key in enumerate(keys) if "__" not in key]
-    relations: dict[str, list] = {}
-    for i, key in enumerate(keys):
-        if "__" in key:
-            relation, column = key.split("__")
-            relations.setdefault(relation, []).append((i, column))
+    own = [key for key in keys if "__" not in key]  # the consult's, first
+    relations: dict[str, tuple[int, list]] = {}  # relation: (its first index, columns)
+    for i, key in enumerate(keys[len(own) :], len(own)):
+        relation, column = key.split("__")
+        relations.setdefault(relation, (i, []))[1].append(column)
+    spans = [
+        (relation, start, start + len(columns), columns, relation == "department")
+        for relation, (start, columns) in relations.items()
+    ]
     # One view per person or department however many rows name them.
     seen: dict[tuple, View] = {}
     views = []
     for row in result:
-        values = {key: row[i] for i, key in own}
-        for relation, columns in relations.items():
-            first = row[columns[0][0]]  # its id: None when the row has none
-            if first is None:
+        values = dict(zip(own, row, strict=False))  # the relations' columns follow
+        for relation, start, end, columns, is_department in spans:
+            key = (is_department, row[start])  # its id: None when the row has none
+            if key[1] is None:
                 values[relation] = None
                 continue
-            found = seen.get((relation == "department", first))
+            found = seen.get(key)
             if found is None:
-                found = View({column: row[i] for i, column in columns})
-                seen[relation == "department", first] = found
+                found = seen[key] = View(
+                    dict(zip(columns, row[start:end], strict=True))
+                )
             values[relation] = found
         views.append(ConsultView(values))
     return views
