@@ -79,10 +79,13 @@ def page_context():
     if not current_user.is_authenticated:
         return {}
     user = _user()
-    unread = list(db.session.scalars(inbox(user, unread_only=True).limit(8)))
-    unread_count = db.session.scalar(
-        select(func.count()).select_from(inbox(user, unread_only=True).subquery())
-    )
+    # The newest unread alerts, each with the count of all unread (a window over
+    # them all, counted before the LIMIT): one statement for the menu and its badge.
+    newest = db.session.execute(
+        inbox(user, unread_only=True).add_columns(func.count().over()).limit(8)
+    ).all()
+    unread = [notification for notification, _ in newest]
+    unread_count = newest[0][1] if newest else 0
     return {
         "me": user,
         "my_departments": sorted(
