@@ -2,6 +2,7 @@
 
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from functools import cache
 
 from sqlalchemy import Result, Select, and_, case, or_, select
 from sqlalchemy.orm import aliased, joinedload, selectinload
@@ -184,7 +185,9 @@ _PEOPLE = {
 }
 
 
+@cache
 def _views_select(columns, with_department: bool) -> Select:
+    """Made once (a Select is immutable): what each request adds makes a new one."""
     related = [
         getattr(person, c).label(f"{relation}__{c}")
         for relation, person in _PEOPLE.items()
