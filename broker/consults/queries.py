@@ -232,7 +232,7 @@ def views_of(result: Result) -> list[ConsultView]:
     # One view per person or department however many rows name them.
     seen: dict[tuple, View] = {}
     views = []
-    for row in result:
+    for row in result.all():  # fetched at once, not row by row
         values = dict(zip(own, row, strict=False))  # the relations' columns follow
         for relation, start, end, columns, is_department in spans:
             key = (is_department, row[start])  # its id: None when the row has none
