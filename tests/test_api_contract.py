@@ -16,7 +16,12 @@ from broker.api.schemas import (
     DepartmentSchema,
     OnCallSchema,
 )
-from broker.consults.queries import ConsultFilter, visible_consults
+from broker.consults.queries import (
+    ConsultFilter,
+    consult_views,
+    visible_consult_views,
+    visible_consults,
+)
 from broker.extensions import db
 
 CONSULT_KEYS = {
@@ -172,7 +177,8 @@ def test_answers_are_dumped_exactly_as_marshmallow_dumps_them(
     app, hospital, new_consult
 ):
     """The compiled dump (broker/api/dumping.py) against marshmallow's own, on a consult
-    with an owner, a handoff on offer, a rating-less timeline, and on the caller."""
+    with an owner, a handoff on offer, a rating-less timeline, and on the caller; and
+    the list's consult views against the consults themselves."""
     path = f"/api/consults/{new_consult()['id']}"
     assert hospital.castillo.post(f"{path}/claim").status_code == 200
     offer = {"to_user_id": hospital.nguyen.user_id, "note": "Yours?"}
@@ -197,4 +203,8 @@ def test_answers_are_dumped_exactly_as_marshmallow_dumps_them(
                 getattr(compiled(schema), "__self__", None) is None
             )  # not marshmallow's
             assert compiled(schema)(obj) == Schema.dump(schema, obj)
+        # The list reads views, not ORM objects: the same answer.
+        views = consult_views(visible_consult_views(user, ConsultFilter()))
+        listing = ConsultSchema(many=True)
+        assert compiled(listing)(views) == Schema.dump(listing, listed)
     assert consult.handoff is not None and listed[0].id == pending["id"]

@@ -25,7 +25,7 @@ from broker.consults.queries import (
     ConsultFilter,
     timeline,
     visible_consult,
-    visible_consults,
+    visible_consult_views,
 )
 
 NO_SUCH_CONSULT = {404: "No such consult, or not visible to you"}
@@ -64,7 +64,7 @@ def _register_reads_and_create(blp: ApiBlueprint) -> None:
                 overdue=args.get("overdue"),
                 updated_since=args.get("updated_since"),
             )
-            return visible_consults(caller(), wanted)
+            return visible_consult_views(caller(), wanted)
 
         @blp.arguments(NewConsultSchema)
         @blp.arguments(NewConsultHeaders, location="headers")

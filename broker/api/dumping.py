@@ -10,6 +10,7 @@ marshmallow's own `dump`. tests/test_api_contract.py compares the two.
 """
 
 from collections.abc import Callable
+from operator import attrgetter
 
 from marshmallow import Schema, fields, missing
 from marshmallow.decorators import POST_DUMP, PRE_DUMP
@@ -23,13 +24,27 @@ def compiled(schema: Schema) -> Callable:
 
     def one(obj) -> dict:
         answer = {}
-        for key, get, form in plan:
-            value = get(obj)
+        # An object (a model, a view) is read attribute by attribute, each at once
+        # (attrgetter); one missing falls back on marshmallow's way, as do mappings.
+        by_attribute = not hasattr(obj, "__getitem__")
+        for key, read, get, form in plan:
+            if by_attribute:
+                try:
+                    value = read(obj)
+                except AttributeError:
+                    value = get(obj)
+            else:
+                value = get(obj)
+            if value is None:
+                answer[key] = None
+                continue
             if value is missing:
                 continue
-            value = form(value)
-            if value is not missing:
-                answer[key] = value
+            if form is not None:
+                value = form(value)
+                if value is missing:
+                    continue
+            answer[key] = value
         return answer
 
     def dump(obj, *, many: bool | None = None):
@@ -48,20 +63,21 @@ def use_compiled_dump(schema: Schema) -> Schema:
 
 
 def _plan(schema: Schema) -> list | None:
+    """(key, read it as attributes, read it as marshmallow does, form), field by field."""
     if schema._hooks[PRE_DUMP] or schema._hooks[POST_DUMP]:
         return None
     if type(schema).get_attribute is not Schema.get_attribute:
         return None
     plan = []
     for name, field in schema.dump_fields.items():
-        form = _form(field)
-        if form is None:
+        if not _compiles(field):
             return None
         key = field.data_key if field.data_key is not None else name
         if isinstance(field, fields.Method):
-            plan.append((key, _itself, form))
+            plan.append((key, _itself, _itself, field._serialize_method))
         else:
-            plan.append((key, _getter(field.attribute or name, field), form))
+            path = field.attribute or name
+            plan.append((key, attrgetter(path), _getter(path, field), _form(field)))
     return plan
 
 
@@ -69,35 +85,36 @@ def _itself(obj):
     return obj
 
 
-def _form(field: fields.Field) -> Callable | None:
-    """The field's formatting of a present value (None stays None), or None if not compiled."""
+def _compiles(field: fields.Field) -> bool:
     kind = type(field)
-    if kind is fields.Integer and not field.as_string:
-        return _none_or(int)
+    if kind is fields.Integer:
+        return not field.as_string
+    if kind is fields.List:
+        return _compiles(field.inner)
+    if kind is fields.Method:
+        return field._serialize_method is not None
+    return kind in (fields.String, fields.Boolean, fields.DateTime, fields.Nested)
+
+
+def _form(field: fields.Field) -> Callable | None:
+    """The field's formatting of a present value other than None (None: as it is)."""
+    kind = type(field)
+    if kind is fields.Integer:
+        return int
     if kind is fields.String:
-        return _none_or(str)
-    if kind is fields.Boolean:
-        return _itself
+        return str
     if kind is fields.DateTime:
         fmt = field.format or field.DEFAULT_FORMAT
         to_text = kind.SERIALIZATION_FUNCS.get(fmt)
-        return _none_or(to_text or (lambda value: value.strftime(fmt)))
+        return to_text or (lambda value: value.strftime(fmt))
     if kind is fields.Nested:
         inner = compiled(field.schema)
         many = field.schema.many or field.many
-        return _none_or(lambda value: inner(value, many=many))
+        return lambda value: inner(value, many=many)
     if kind is fields.List:
-        each = _form(field.inner)
-        if each is None:
-            return None
-        return _none_or(lambda values: [each(value) for value in values])
-    if kind is fields.Method and field._serialize_method is not None:
-        return field._serialize_method
-    return None
-
-
-def _none_or(convert: Callable) -> Callable:
-    return lambda value: None if value is None else convert(value)
+        each = _form(field.inner) or _itself
+        return lambda values: [None if v is None else each(v) for v in values]
+    return None  # Boolean
 
 
 def _getter(path: str, field: fields.Field) -> Callable:

@@ -12,6 +12,7 @@ from flask import g
 from flask_smorest import Page
 
 from broker.consults.audit import record_shown
+from broker.consults.queries import consult_views
 from broker.extensions import db
 
 # The largest OFFSET PostgreSQL and SQLite take (a signed 64-bit integer).
@@ -27,11 +28,13 @@ class SelectPage(Page):
         if first + size >= LARGEST_OFFSET:
             rows = []
         else:
-            rows = list(
-                db.session.scalars(self.collection.offset(first).limit(size + 1))
-            )
+            rows = self.read(self.collection.offset(first).limit(size + 1))
         params.has_next = len(rows) > size
         return rows[:size]
+
+    @staticmethod
+    def read(query) -> list:
+        return list(db.session.scalars(query))
 
     @property
     def item_count(self):
@@ -40,7 +43,10 @@ class SelectPage(Page):
 
 
 class ShownConsultsPage(SelectPage):
-    """A page of consults: the caller is recorded as shown them (one write)."""
+    """A page of consults (a `visible_consult_views` SELECT, read as views): the
+    caller is recorded as shown them (one write)."""
+
+    read = staticmethod(consult_views)
 
     @property
     def items(self):

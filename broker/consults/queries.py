@@ -2,9 +2,10 @@
 
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from functools import cache
 
-from sqlalchemy import Select, and_, case, or_, select
-from sqlalchemy.orm import joinedload, selectinload
+from sqlalchemy import Result, Select, and_, case, or_, select
+from sqlalchemy.orm import aliased, joinedload, selectinload
 
 from broker import clock
 from broker.consults import access
@@ -90,11 +91,17 @@ def overdue_clause():
 
 def visible_consults(user: User, wanted: ConsultFilter) -> Select:
     """A SELECT of the consults the user may see that match the filter, newest first."""
-    query = (
-        select(Consult)
-        .where(access.visible_consults_clause(user))
-        .options(*WITH_PEOPLE)
-    )
+    return _matching(select(Consult).options(*WITH_PEOPLE), user, wanted)
+
+
+def visible_consult_views(user: User, wanted: ConsultFilter) -> Select:
+    """The same consults as `visible_consults`, as the columns and people a list
+    shows (LISTED): read them with `consult_views`."""
+    return _matching(_views_select(LISTED, with_department=True), user, wanted)
+
+
+def _matching(query: Select, user: User, wanted: ConsultFilter) -> Select:
+    query = query.where(access.visible_consults_clause(user))
     if wanted.department:
         department_id = select(Department.id).where(
             Department.slug == wanted.department
@@ -113,6 +120,133 @@ def visible_consults(user: User, wanted: ConsultFilter) -> Select:
     elif wanted.overdue is False:
         query = query.where(~overdue_clause())
     return query.order_by(Consult.created_at.desc(), Consult.id.desc())
+
+
+# Consults read to be shown, not changed: lists and the queue page read dozens to
+# hundreds at a time, and making each an ORM object (identity map, instance state,
+# joined loaders) cost more than running the SELECT. A view is the row's values
+# as plain attributes, with its people; it has the consult's `overdue` and
+# `handoff` (the same properties), and nothing to save.
+
+
+class View:
+    """Values read from a row, as attributes."""
+
+    def __init__(self, values: dict):
+        self.__dict__ = values
+
+
+class ConsultView(View):
+    overdue = Consult.overdue
+    handoff = Consult.handoff
+
+
+# The columns a consult in the API's lists shows (ConsultSchema), and in a queue
+# page's row (templates/_queue.html), besides its people.
+LISTED = (
+    Consult.id,
+    Consult.urgency,
+    Consult.status,
+    Consult.patient_ref,
+    Consult.question,
+    Consult.study_ref,
+    Consult.handoff_note,
+    Consult.handoff_offered_at,
+    Consult.created_at,
+    Consult.routed_at,
+    Consult.claimed_at,
+    Consult.answered_at,
+    Consult.closed_at,
+    Consult.updated_at,
+    Consult.claim_due_at,
+    Consult.answer_due_at,
+    Consult.escalation_level,
+    Consult.rating,
+    Consult.version,
+)
+QUEUED = (
+    Consult.id,
+    Consult.urgency,
+    Consult.status,
+    Consult.patient_ref,
+    Consult.question,
+    Consult.routed_at,
+    Consult.claimed_at,
+    Consult.claim_due_at,
+    Consult.answer_due_at,
+    Consult.escalation_level,
+)
+
+# A view's relations are read in its row, each column labelled "<relation>__<column>".
+_PEOPLE = {
+    "requester": aliased(User, name="requester"),
+    "owner": aliased(User, name="owner"),
+    "handoff_to": aliased(User, name="handoff_to"),
+}
+
+
+@cache
+def _views_select(columns, with_department: bool) -> Select:
+    """Made once (a Select is immutable): what each request adds makes a new one."""
+    related = [
+        getattr(person, c).label(f"{relation}__{c}")
+        for relation, person in _PEOPLE.items()
+        for c in ("id", "name", "email")
+    ]
+    if with_department:
+        related += [
+            getattr(Department, c).label(f"department__{c}")
+            for c in ("id", "slug", "name")
+        ]
+    query = (
+        select(*columns, *related)
+        .select_from(Consult)
+        .join(_PEOPLE["requester"], Consult.requester)
+        .outerjoin(_PEOPLE["owner"], Consult.owner)
+        .outerjoin(_PEOPLE["handoff_to"], Consult.handoff_to)
+    )
+    if with_department:
+        query = query.join(Department, Consult.department)
+    return query
+
+
+def consult_views(query: Select) -> list[ConsultView]:
+    """The views of the consults `query` (a `*_views` SELECT) reads, in its order.
+
+    Run as a Core statement on the session's connection: its rows are plain rows.
+    """
+    return views_of(db.session.connection().execute(query))
+
+
+def views_of(result: Result) -> list[ConsultView]:
+    keys = list(result.keys())
+    own = [key for key in keys if "__" not in key]  # the consult's, first
+    relations: dict[str, tuple[int, list]] = {}  # relation: (its first index, columns)
+    for i, key in enumerate(keys[len(own) :], len(own)):
+        relation, column = key.split("__")
+        relations.setdefault(relation, (i, []))[1].append(column)
+    spans = [
+        (relation, start, start + len(columns), columns, relation == "department")
+        for relation, (start, columns) in relations.items()
+    ]
+    # One view per person or department however many rows name them.
+    seen: dict[tuple, View] = {}
+    views = []
+    for row in result.all():  # fetched at once, not row by row
+        values = dict(zip(own, row, strict=False))  # the relations' columns follow
+        for relation, start, end, columns, is_department in spans:
+            key = (is_department, row[start])  # its id: None when the row has none
+            if key[1] is None:
+                values[relation] = None
+                continue
+            found = seen.get(key)
+            if found is None:
+                found = seen[key] = View(
+                    dict(zip(columns, row[start:end], strict=True))
+                )
+            values[relation] = found
+        views.append(ConsultView(values))
+    return views
 
 
 # The queue's order: stat first, then urgent, then routine; within each, the
@@ -155,17 +289,14 @@ class QueueFilter:
 
 def department_queue(
     department: Department, wanted: QueueFilter = QueueFilter()
-) -> list[Consult]:
-    """The department's open consults in the queue's order, with their people loaded."""
-    return list(
-        db.session.scalars(
-            select(Consult)
-            .where(
-                Consult.department_id == department.id,
-                Consult.status.in_(OPEN_STATUSES),
-                *wanted.clauses(),
-            )
-            .options(*WITH_PEOPLE)
-            .order_by(URGENCY_FIRST, RUNNING_DEADLINE, Consult.id)
+) -> list[ConsultView]:
+    """The department's open consults in the queue's order, as views with their people."""
+    return consult_views(
+        _views_select(QUEUED, with_department=False)
+        .where(
+            Consult.department_id == department.id,
+            Consult.status.in_(OPEN_STATUSES),
+            *wanted.clauses(),
         )
+        .order_by(URGENCY_FIRST, RUNNING_DEADLINE, Consult.id)
     )

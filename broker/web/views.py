@@ -79,7 +79,8 @@ def page_context():
     if not current_user.is_authenticated:
         return {}
     user = _user()
-    # The newest eight unread alerts and how many there are, in one statement.
+    # The newest unread alerts, each with the count of all unread (a window over
+    # them all, counted before the LIMIT): one statement for the menu and its badge.
     newest = db.session.execute(
         inbox(user, unread_only=True).add_columns(func.count().over()).limit(8)
     ).all()
