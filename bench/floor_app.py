@@ -261,24 +261,23 @@ def session_caller(conn) -> dict:
 
 
 READS = text(
-    "INSERT INTO consult_reads (consult_id, user_id, at, via) SELECT * FROM unnest("
-    "CAST(:consult_ids AS integer[]), CAST(:user_ids AS integer[]), "
-    "CAST(:ats AS timestamp[]), CAST(:vias AS varchar[]))"
+    "INSERT INTO consult_reads (consult_id, user_id, at, via) SELECT "
+    "unnest(CAST(:consult_ids AS integer[])), CAST(:user_id AS integer), "
+    "CAST(:at AS timestamp), CAST(:via AS varchar)"
 )
 
 
 def record_shown(conn, user, consult_ids, via: str, at, commit: bool = True) -> None:
     """The access audit (issue 13): the user was shown these consults; one INSERT of
-    arrays, as the broker writes it on PostgreSQL, and its commit."""
+    the ids' array, as the broker writes it on PostgreSQL, and its commit."""
     if consult_ids:
-        n = len(consult_ids)
         conn.execute(
             READS,
             {
                 "consult_ids": consult_ids,
-                "user_ids": [user["id"]] * n,
-                "ats": [at.astimezone(UTC).replace(tzinfo=None)] * n,
-                "vias": [via] * n,
+                "user_id": user["id"],
+                "at": at.astimezone(UTC).replace(tzinfo=None),
+                "via": via,
             },
         )
     if commit:
