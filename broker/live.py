@@ -32,7 +32,7 @@ from broker.consults.changes import Changes, committing
 from broker.consults.errors import NotFound
 from broker.consults.queries import WITH_PEOPLE, visible_consult
 from broker.extensions import db, socketio
-from broker.models import Consult, Notification, User
+from broker.models import Consult, User
 from broker.sessions import Credential
 
 ADMINS = "admins"
@@ -196,7 +196,7 @@ def prepare_pushes(session: Session, changes: Changes):
     then would need a second connection while the first is still held, and under
     load the pool runs dry.) Large change sets are the exception (see above).
     """
-    if len(changes.consult_ids) + len(changes.notification_ids) > DEFERRED_ABOVE:
+    if len(changes.consult_ids) + len(changes.notifications) > DEFERRED_ABOVE:
         app = current_app._get_current_object()
         return lambda: _start_deferred(app, changes)
     pushes = _payloads(session, changes)
@@ -215,15 +215,9 @@ def _payloads(session: Session, changes: Changes) -> list:
             pushes.append(
                 ("consult", consult_schema.dump(consult), rooms_for_consult(consult))
             )
-    if changes.notification_ids:
-        notifications = session.scalars(
-            select(Notification).where(
-                among(session, Notification.id, changes.notification_ids)
-            )
-        )
-        for notification in _taking_turns(notifications):
-            payload = notification_schema.dump(notification)
-            pushes.append(("notification", payload, user_room(notification.user_id)))
+    for notification in _taking_turns(changes.notifications):
+        payload = notification_schema.dump(notification)
+        pushes.append(("notification", payload, user_room(notification["user_id"])))
     return pushes
 
 

@@ -65,6 +65,13 @@ class ApiBlueprint(Blueprint):
         # (arguments, response, pagination, ETag); refusals come last.
         self._prepare_doc_cbks.append(self._prepare_refusals_doc)
 
+    def arguments(self, schema, **kwargs):
+        """flask-smorest's `arguments`, the schema made once: given a class, webargs
+        would make an instance of it on every request."""
+        return super().arguments(
+            schema() if isinstance(schema, type) else schema, **kwargs
+        )
+
     def response(self, status_code, schema=None, **kwargs):
         """flask-smorest's `response`, dumping with the schema compiled (dumping.py)."""
         if schema is not None:

@@ -114,9 +114,10 @@ def _register_action(blp: ApiBlueprint, action: registry.Action) -> None:
 
     def take(consult_id, data):
         consult = visible_consult(caller(), consult_id, with_timeline=True)
-        done = with_timeline(registry.perform(action.name, consult, caller(), data))
-        record_read(done, caller(), "api-action")
-        return done
+        done = registry.perform(
+            action.name, consult, caller(), data, shown_via="api-action"
+        )
+        return with_timeline(done)
 
     if action.inputs:
 

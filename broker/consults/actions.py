@@ -9,9 +9,10 @@ A race between two writers is settled by the database through the consult's
 version column: the second UPDATE matches no row and becomes a Conflict.
 """
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, insert, select
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import attributes
+from sqlalchemy.orm import attributes, joinedload, make_transient_to_detached
+from sqlalchemy.orm.attributes import set_committed_value
 
 from broker import clock
 from broker.consults import access, limits
@@ -26,7 +27,7 @@ from broker.consults.deadlines import (
 )
 from broker.consults.errors import Conflict, Invalid
 from broker.consults.notifications import describe, notify
-from broker.consults.oncall import on_call_now
+from broker.consults.oncall import primary_id_at, primary_id_now
 from broker.consults.queries import WITH_PEOPLE
 from broker.consults.registry import Field, consult_action
 from broker.consults.transactions import transaction
@@ -48,24 +49,45 @@ def _record(
     body: str | None = None,
     subject: User | None = None,
     detail: str | None = None,
-) -> ConsultEvent:
-    """Append the timeline event and touch the consult, so its version moves on."""
+) -> None:
+    """Append the timeline event and touch the consult, so its version moves on.
+
+    The consult's change is written first (its INSERT, or its UPDATE checked
+    against its version); the event, which is only ever inserted, then goes as one
+    plain INSERT, not through the session's unit of work, and joins the consult's
+    timeline in memory (a new consult's, or one read with its timeline).
+    """
     at = clock.now()
     consult.updated_at = at
     attributes.flag_modified(consult, "updated_at")
-    event = ConsultEvent(
-        consult=consult,
-        kind=kind.value,
-        actor=actor,
-        at=at,
-        body=body,
-        subject=subject,
-        detail=detail,
-    )
-    db.session.add(event)
+    is_new = consult in db.session.new
     db.session.flush()
+    values = {
+        "consult_id": consult.id,
+        "kind": kind.value,
+        "actor_id": actor and actor.id,
+        "at": at,
+        "body": body,
+        "subject_id": subject and subject.id,
+        "detail": detail,
+    }
+    event_id = db.session.execute(_INSERT_EVENT, values).scalar_one()
+    if is_new or "events" in consult.__dict__:
+        event = ConsultEvent(id=event_id, **values)
+        for relation, value in (
+            ("consult", consult),
+            ("actor", actor),
+            ("subject", subject),
+        ):
+            set_committed_value(event, relation, value)
+        make_transient_to_detached(event)  # written: in the session as read from it
+        db.session.add(event)
+        timeline = [] if is_new else consult.events
+        set_committed_value(consult, "events", [*timeline, event])
     mark_changed(db.session, consult.id)
-    return event
+
+
+_INSERT_EVENT = insert(ConsultEvent.__table__).returning(ConsultEvent.__table__.c.id)
 
 
 def _withdraw_handoff(consult: Consult) -> None:
@@ -74,15 +96,26 @@ def _withdraw_handoff(consult: Consult) -> None:
     consult.handoff_offered_at = None
 
 
-def _department_by_slug(slug: str | None) -> Department:
-    department = db.session.scalar(
-        select(Department).where(
-            Department.slug == slug, Department.archived_at.is_(None)
-        )
+# All a new consult needs of its department, in one SELECT built once: the
+# department, its deadline policies, and the id of its primary on call at :at.
+_DEPARTMENT_FOR_NEW_CONSULT = (
+    select(Department, primary_id_at(Department.id, bindparam("at")))
+    .where(Department.slug == bindparam("slug"), Department.archived_at.is_(None))
+    .options(joinedload(Department.policies))
+)
+
+
+def _department_by_slug(slug: str | None, at) -> tuple[Department, int | None]:
+    """The department with its policies, and its primary on call at `at` (or None)."""
+    found = (
+        db.session.execute(_DEPARTMENT_FOR_NEW_CONSULT, {"slug": slug, "at": at})
+        .unique()
+        .first()
     )
-    if department is None:
+    if found is None:
         raise Invalid("department", "No such department.")
-    return department
+    department, primary_id = found
+    return department, primary_id
 
 
 def _colleague_choices(leaving_out):
@@ -116,8 +149,8 @@ def create(
     `request_key` is stored with it: see `create_once`.
     """
     given = _new_consult_input(department, urgency, patient_ref, question, study_ref)
-    target = _department_by_slug(given["department"])
     at = clock.now()
+    target, primary_id = _department_by_slug(given["department"], at)
     claim_due_at, answer_due_at = due_times(target, given["urgency"], at)
     consult = Consult(
         department=target,
@@ -138,7 +171,9 @@ def create(
     start_claim_ladder(consult)
     db.session.add(consult)
     _record(consult, EventKind.CREATED, requester)
-    _alert_primary(consult, "new_consult", f"New {describe(consult)} awaits a claim.")
+    _alert_primary(
+        consult, primary_id, "new_consult", f"New {describe(consult)} awaits a claim."
+    )
     return consult
 
 
@@ -192,11 +227,13 @@ def _made_with(requester: User, request_key: str) -> Consult | None:
     )
 
 
-def _alert_primary(consult: Consult, kind: str, message: str) -> None:
-    """The department's primary on call hears of a consult entering the queue."""
-    primary = on_call_now(consult.department).primary
-    if primary is not None:
-        notify([primary.id], consult, kind, message)
+def _alert_primary(
+    consult: Consult, primary_id: int | None, kind: str, message: str
+) -> None:
+    """The department's primary on call (`primary_id`, None if nobody) hears of a
+    consult entering the queue."""
+    if primary_id is not None:
+        notify([primary_id], consult, kind, message)
 
 
 def _seconds_since_routing(consult: Consult, at) -> int:
@@ -245,7 +282,12 @@ def release(consult: Consult, user: User, reason: str) -> Consult:
     _withdraw_handoff(consult)
     start_claim_ladder(consult)
     _record(consult, EventKind.RELEASED, user, body=reason)
-    _alert_primary(consult, "released", f"Back in the queue: {describe(consult)}.")
+    _alert_primary(
+        consult,
+        primary_id_now(consult.department),
+        "released",
+        f"Back in the queue: {describe(consult)}.",
+    )
     return consult
 
 
@@ -544,7 +586,12 @@ def redirect(
             "redirected_away",
             f"{user.name} redirected {moved}: it is no longer yours.",
         )
-    _alert_primary(consult, "new_consult", f"New {describe(consult)} awaits a claim.")
+    _alert_primary(
+        consult,
+        primary_id_now(department),
+        "new_consult",
+        f"New {describe(consult)} awaits a claim.",
+    )
     return consult
 
 

@@ -3,7 +3,8 @@
 Every answer, page and push that shows a consult's patient reference or question
 records one row per consult shown, all of one disclosure written by one INSERT
 (a queue page of 50 consults is one statement), in its own small transaction
-after the read. Rows are never changed or deleted (the database refuses it).
+after the read; an action's answer in the action's transaction (registry.py).
+Rows are never changed or deleted (the database refuses it).
 Its chiefs (their departments' consults) and administrators search it.
 """
 
@@ -52,12 +53,15 @@ _INSERT_ARRAYS = text(
 )
 
 
+_INSERT_ROWS = insert(ConsultRead.__table__).inline()
+
+
 def write(rows: list[dict]) -> None:
-    """One INSERT for all the rows (nothing for none)."""
+    """One INSERT for all the rows (nothing for none); one row as a plain VALUES."""
     if not rows:
         return
-    if db.session.get_bind().dialect.name != "postgresql":
-        db.session.execute(insert(ConsultRead), rows)
+    if len(rows) == 1 or db.session.get_bind().dialect.name != "postgresql":
+        db.session.execute(_INSERT_ROWS, rows[0] if len(rows) == 1 else rows)
         return
     db.session.execute(
         _INSERT_ARRAYS,

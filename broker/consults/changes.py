@@ -1,6 +1,7 @@
 """What a transaction changed, announced only once it is committed.
 
-The domain marks the consults it changed and the notifications it wrote. Just
+The domain marks the consults it changed and the notifications it wrote (each as
+the row it inserted, so that nothing need read it back). Just
 before the commit, `committing` asks its listeners to prepare, with the
 committing session, whatever they will announce (a live push builds its
 payloads here, reading nothing afterwards); each returns a function to run once
@@ -28,10 +29,11 @@ class Changes:
     consult_ids: list[int] = field(default_factory=list)
     # consult id -> the department it left (a redirect): its members may no longer see it
     departures: dict[int, int] = field(default_factory=dict)
-    notification_ids: list[int] = field(default_factory=list)
+    # the new notifications, in id order, each as its columns by name
+    notifications: list[dict] = field(default_factory=list)
 
     def __bool__(self) -> bool:
-        return bool(self.consult_ids or self.notification_ids)
+        return bool(self.consult_ids or self.notifications)
 
 
 def mark_changed(session: Session, consult_id: int) -> None:
@@ -42,8 +44,9 @@ def mark_departed(session: Session, consult_id: int, department_id: int) -> None
     session.info.setdefault(_DEPARTURES, {})[consult_id] = department_id
 
 
-def mark_notified(session: Session, notification_id: int) -> None:
-    session.info.setdefault(_NOTIFICATIONS, set()).add(notification_id)
+def mark_notified(session: Session, notification: dict) -> None:
+    """A notification written in this transaction: its row, every column by name."""
+    session.info.setdefault(_NOTIFICATIONS, {})[notification["id"]] = notification
 
 
 @event.listens_for(Session, "before_commit")
@@ -51,7 +54,9 @@ def _prepare(session: Session) -> None:
     changes = Changes(
         consult_ids=sorted(session.info.get(_CONSULTS, ())),
         departures=dict(session.info.get(_DEPARTURES, {})),
-        notification_ids=sorted(session.info.get(_NOTIFICATIONS, ())),
+        notifications=[
+            n for _, n in sorted(session.info.get(_NOTIFICATIONS, {}).items())
+        ],
     )
     if changes:
         prepared = committing.send(session, changes=changes)

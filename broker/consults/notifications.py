@@ -21,16 +21,17 @@ def describe(consult: Consult) -> str:
 
 
 def alert(notices: list[dict]) -> None:
-    """Insert notifications in one statement: dicts of user_id, consult_id, kind, message."""
+    """Insert notifications in one statement: dicts of user_id, consult_id, kind, message.
+
+    The inserted rows come back whole, so their live push reads nothing.
+    """
     if not notices:
         return
     at = clock.now()
     rows = [{**n, "message": n["message"][:300], "created_at": at} for n in notices]
     table = Notification.__table__
-    for (notification_id,) in insert_rows(
-        db.session, table, rows, returning=[table.c.id]
-    ):
-        mark_notified(db.session, notification_id)
+    for row in insert_rows(db.session, table, rows, returning=list(table.c)):
+        mark_notified(db.session, dict(row._mapping))
 
 
 def notices_for(user_ids, consult_id: int, kind: str, message: str) -> list[dict]:

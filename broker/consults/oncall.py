@@ -3,7 +3,7 @@
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from sqlalchemy import Select, select
+from sqlalchemy import ScalarSelect, Select, select
 from sqlalchemy.orm import joinedload
 
 from broker import clock
@@ -26,14 +26,36 @@ class Coverage:
         return self.backups[0] if self.backups else None
 
 
+def _covering(department_id, at: datetime) -> tuple:
+    """The shifts of the department (an id, or a column) under way at `at`."""
+    return (
+        Shift.department_id == department_id,
+        Shift.starts_at <= at,
+        Shift.ends_at > at,
+    )
+
+
+def primary_id_at(department_id, at: datetime) -> ScalarSelect:
+    """The id of the department's primary on call at `at`, NULL if none: a scalar
+    subquery, to read with the department (or alone, `primary_id_now`)."""
+    return (
+        select(Shift.user_id)
+        .where(*_covering(department_id, at), Shift.role == ShiftRole.PRIMARY.value)
+        .order_by(Shift.starts_at.desc())
+        .limit(1)
+        .scalar_subquery()
+    )
+
+
+def primary_id_now(department: Department) -> int | None:
+    """Who to alert of a consult entering the queue: only their id, one small read."""
+    return db.session.scalar(select(primary_id_at(department.id, clock.now())))
+
+
 def coverage_at(department_id: int, at: datetime) -> Coverage:
     shifts = db.session.scalars(
         select(Shift)
-        .where(
-            Shift.department_id == department_id,
-            Shift.starts_at <= at,
-            Shift.ends_at > at,
-        )
+        .where(*_covering(department_id, at))
         .options(joinedload(Shift.user, innerjoin=True))
         .order_by(Shift.starts_at)
     )

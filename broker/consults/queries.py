@@ -4,8 +4,9 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from functools import cache
 
-from sqlalchemy import Result, Select, and_, case, or_, select
-from sqlalchemy.orm import aliased, joinedload, selectinload
+from sqlalchemy import Result, Select, and_, bindparam, case, or_, select
+from sqlalchemy.orm import aliased, joinedload
+from sqlalchemy.orm.attributes import set_committed_value
 
 from broker import clock
 from broker.consults import access
@@ -40,20 +41,40 @@ WITH_PEOPLE = (
 )
 
 
-# The timeline with its people, read along with the consult an action is about to
-# change: the event the action adds joins it in memory, and the answer needs no
+# An action reads the consult it is about to change with all that it and its
+# answer need, in two statements built once: the consult with its people and its
+# department's deadline policies (a ladder restarts from them), then its timeline.
+# The event the action adds joins the timeline in memory, so the answer needs no
 # read after the commit (which would take a second connection from the pool).
-WITH_TIMELINE = selectinload(Consult.events).options(
-    joinedload(ConsultEvent.actor), joinedload(ConsultEvent.subject)
+_FOR_ACTION = (
+    select(Consult)
+    .where(Consult.id == bindparam("consult_id"))
+    .options(
+        *WITH_PEOPLE,
+        joinedload(Consult.department, innerjoin=True).joinedload(Department.policies),
+    )
+)
+_TIMELINE = (
+    select(ConsultEvent)
+    .where(ConsultEvent.consult_id == bindparam("consult_id"))
+    .options(joinedload(ConsultEvent.actor), joinedload(ConsultEvent.subject))
+    .order_by(ConsultEvent.id)
 )
 
 
 def visible_consult(user: User, consult_id: int, with_timeline=False) -> Consult:
-    """The consult, or NotFound if it does not exist or the user may not see it."""
-    options = [*WITH_PEOPLE, WITH_TIMELINE] if with_timeline else WITH_PEOPLE
-    consult = db.session.get(Consult, consult_id, options=options)
+    """The consult, or NotFound if it does not exist or the user may not see it;
+    `with_timeline`: as an action reads it (above)."""
+    if with_timeline:
+        consult = (
+            db.session.scalars(_FOR_ACTION, {"consult_id": consult_id}).unique().first()
+        )
+    else:
+        consult = db.session.get(Consult, consult_id, options=WITH_PEOPLE)
     if consult is None or not access.can_see(user, consult):
         raise NotFound(NOT_FOUND)
+    if with_timeline:
+        set_committed_value(consult, "events", timeline(consult))
     return consult
 
 
@@ -61,14 +82,7 @@ def timeline(consult: Consult) -> list[ConsultEvent]:
     """The consult's events, oldest first (as read with it, if they were)."""
     if "events" in consult.__dict__:
         return list(consult.events)
-    return list(
-        db.session.scalars(
-            select(ConsultEvent)
-            .where(ConsultEvent.consult_id == consult.id)
-            .options(joinedload(ConsultEvent.actor), joinedload(ConsultEvent.subject))
-            .order_by(ConsultEvent.id)
-        )
-    )
+    return list(db.session.scalars(_TIMELINE, {"consult_id": consult.id}))
 
 
 @dataclass(frozen=True)

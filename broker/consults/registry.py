@@ -16,7 +16,7 @@ import inspect
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from broker.consults import access
+from broker.consults import access, audit
 from broker.consults.errors import Invalid
 from broker.consults.limits import clean_all
 from broker.consults.transactions import transaction
@@ -64,15 +64,29 @@ class Action:
     emphasis: str = ""
     doc: str = field(default="", compare=False)
 
-    def __call__(self, consult: Consult, user: User, *args, **kwargs):
-        """The action itself: enforced, validated, one transaction."""
-        return transaction(self._run)(consult, user, *args, **kwargs)
+    def __call__(
+        self,
+        consult: Consult,
+        user: User,
+        *args,
+        shown_via: str | None = None,
+        **kwargs,
+    ):
+        """The action itself: enforced, validated, one transaction. With `shown_via`
+        (one of audit.VIAS), the consult it leaves is recorded as shown to the user
+        that way, in the same transaction: the answer that shows it is the action's."""
+        return transaction(self._run)(
+            consult, user, *args, shown_via=shown_via, **kwargs
+        )
 
-    def _run(self, consult: Consult, user: User, *args, **kwargs):
+    def _run(self, consult: Consult, user: User, *args, shown_via=None, **kwargs):
         self.may(user, consult).enforce()
         given = dict(zip((f.argument for f in self.inputs), args, strict=False))
         given.update(kwargs)
-        return self.do(consult, user, **self.cleaned(consult, given))
+        done = self.do(consult, user, **self.cleaned(consult, given))
+        if shown_via is not None:
+            audit.write(audit.rows_for([user.id], [done.id], shown_via))
+        return done
 
     def cleaned(self, consult: Consult, given: dict) -> dict:
         """Every input checked against its limit; references resolved."""
@@ -135,8 +149,12 @@ def available_actions(user: User, consult: Consult) -> list[Action]:
     return [a for a in ACTIONS.values() if a.may(user, consult)]
 
 
-def perform(name: str, consult: Consult, user: User, data: dict):
-    """Take the action called `name` with the input as clients send it (by key)."""
+def perform(
+    name: str, consult: Consult, user: User, data: dict, shown_via: str | None = None
+):
+    """Take the action called `name` with the input as clients send it (by key);
+    `shown_via` as for `Action.__call__`."""
     action = ACTIONS[name]
     by_key = {f.key: f.argument for f in action.inputs}
-    return action(consult, user, **{by_key[k]: v for k, v in data.items()})
+    given = {by_key[k]: v for k, v in data.items()}
+    return action(consult, user, shown_via=shown_via, **given)
