@@ -41,6 +41,7 @@ WITH_PEOPLE = (
 )
 
 
+# A consult is read with statements built once (their cache keys computed once).
 # An action reads the consult it is about to change with all that it and its
 # answer need, in two statements built once: the consult with its people and its
 # department's deadline policies (a ladder restarts from them), then its timeline.
@@ -53,6 +54,9 @@ _FOR_ACTION = (
         *WITH_PEOPLE,
         joinedload(Consult.department, innerjoin=True).joinedload(Department.policies),
     )
+)
+_WITH_PEOPLE_BY_ID = (
+    select(Consult).where(Consult.id == bindparam("consult_id")).options(*WITH_PEOPLE)
 )
 _TIMELINE = (
     select(ConsultEvent)
@@ -70,7 +74,9 @@ def visible_consult(user: User, consult_id: int, with_timeline=False) -> Consult
             db.session.scalars(_FOR_ACTION, {"consult_id": consult_id}).unique().first()
         )
     else:
-        consult = db.session.get(Consult, consult_id, options=WITH_PEOPLE)
+        consult = db.session.scalars(
+            _WITH_PEOPLE_BY_ID, {"consult_id": consult_id}
+        ).first()
     if consult is None or not access.can_see(user, consult):
         raise NotFound(NOT_FOUND)
     if with_timeline:
