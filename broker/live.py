@@ -28,7 +28,12 @@ from broker.api.schemas import ConsultSchema, NotificationSchema
 from broker.bulk import among
 from broker.consults import access, audit
 from broker.consults.audit import record_read
-from broker.consults.changes import Changes, committing
+from broker.consults.changes import (
+    Changes,
+    committing,
+    mark_written,
+    written_consults,
+)
 from broker.consults.errors import NotFound
 from broker.consults.queries import WITH_PEOPLE, visible_consult
 from broker.extensions import db, socketio
@@ -221,22 +226,13 @@ def _payloads(session: Session, changes: Changes) -> list:
     return pushes
 
 
-# The consults this session's flushes wrote in the current transaction (id -> object).
-_WRITTEN = "broker.live.written_consults"
-
-
+# The consults this session wrote in the current transaction: those its flushes
+# wrote, and those an action inserted itself (changes.mark_written).
 @event.listens_for(Session, "after_flush")
 def _remember_written(session: Session, flush_context) -> None:
-    written = session.info.setdefault(_WRITTEN, {})
     for obj in (*session.new, *session.dirty):
         if isinstance(obj, Consult):
-            written[obj.id] = obj
-
-
-@event.listens_for(Session, "after_commit")
-@event.listens_for(Session, "after_rollback")
-def _forget_written(session: Session) -> None:
-    session.info.pop(_WRITTEN, None)
+            mark_written(session, obj)
 
 
 def _changed_consults(session: Session, ids: list[int]) -> list[Consult]:
@@ -247,7 +243,7 @@ def _changed_consults(session: Session, ids: list[int]) -> list[Consult]:
     by a statement (the sweep's UPDATE ... RETURNING) are read, in one SELECT.
     """
     session.flush()
-    written = session.info.get(_WRITTEN, {})
+    written = written_consults(session)
     unread = [i for i in ids if i not in written]
     read = {}
     if unread:

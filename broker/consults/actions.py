@@ -9,14 +9,19 @@ A race between two writers is settled by the database through the consult's
 version column: the second UPDATE matches no row and becomes a Conflict.
 """
 
-from sqlalchemy import bindparam, insert, select
+from sqlalchemy import bindparam, insert, inspect, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import attributes, joinedload, make_transient_to_detached
 from sqlalchemy.orm.attributes import set_committed_value
 
 from broker import clock
 from broker.consults import access, limits
-from broker.consults.changes import mark_changed, mark_departed
+from broker.consults.changes import (
+    mark_changed,
+    mark_departed,
+    mark_written,
+    written_outside_the_session,
+)
 from broker.consults.deadlines import (
     by_deadline,
     due_times,
@@ -52,16 +57,21 @@ def _record(
 ) -> None:
     """Append the timeline event and touch the consult, so its version moves on.
 
-    The consult's change is written first (its INSERT, or its UPDATE checked
-    against its version); the event, which is only ever inserted, then goes as one
+    The consult's change is written first: a new consult (not yet in the session)
+    as one plain INSERT, then in the session as read from it (`_insert_new`); a
+    consult read from the session by its UPDATE, checked against its version, in
+    the session's flush. The event, which is only ever inserted, then goes as one
     plain INSERT, not through the session's unit of work, and joins the consult's
     timeline in memory (a new consult's, or one read with its timeline).
     """
     at = clock.now()
     consult.updated_at = at
-    attributes.flag_modified(consult, "updated_at")
-    is_new = consult in db.session.new
-    db.session.flush()
+    is_new = inspect(consult).transient
+    if is_new:
+        _insert_new(consult)
+    else:
+        attributes.flag_modified(consult, "updated_at")
+        db.session.flush()
     values = {
         "consult_id": consult.id,
         "kind": kind.value,
@@ -80,14 +90,62 @@ def _record(
             ("subject", subject),
         ):
             set_committed_value(event, relation, value)
-        make_transient_to_detached(event)  # written: in the session as read from it
-        db.session.add(event)
+        _as_read(event)
         timeline = [] if is_new else consult.events
         set_committed_value(consult, "events", [*timeline, event])
     mark_changed(db.session, consult.id)
 
 
 _INSERT_EVENT = insert(ConsultEvent.__table__).returning(ConsultEvent.__table__.c.id)
+
+_CONSULTS = Consult.__table__
+_INSERT_CONSULT = insert(_CONSULTS).returning(_CONSULTS.c.id)
+# Every column of a new consult but its id and version: (attribute, its Python-side
+# default if the ORM would write one, else None: the unit of work writes NULL).
+_NEW_CONSULT_COLUMNS = [
+    (c.key, c.default.arg if c.default is not None and c.default.is_scalar else None)
+    for c in _CONSULTS.c
+    if c.key not in ("id", "version")
+]
+assert all(c.default is None or c.default.is_scalar for c in _CONSULTS.c), (
+    "a callable default on consults: _insert_new must call it"
+)
+_FIRST_VERSION = Consult.__mapper__.version_id_generator(None)
+# Its people are known in memory; its owner and handoff are nobody yet.
+_NOBODY = ("owner", "handoff_to")
+
+
+def _insert_new(consult: Consult) -> None:
+    """INSERT a new consult (transient, with its department and requester) as the
+    unit of work would, every column it would write, and put it in the session as
+    read from it, at its first version.
+
+    Its department and requester are the given objects; a duplicate request key
+    raises the INSERT's IntegrityError here, as the flush would.
+    """
+    given = consult.__dict__
+    given["department_id"] = consult.department.id
+    given["requester_id"] = consult.requester.id
+    for key, default in _NEW_CONSULT_COLUMNS:
+        if key not in given:
+            given[key] = default
+    values = {key: given[key] for key, _ in _NEW_CONSULT_COLUMNS}
+    values["version"] = _FIRST_VERSION
+    given["id"] = db.session.execute(_INSERT_CONSULT, values).scalar_one()
+    given["version"] = _FIRST_VERSION
+    for relation in _NOBODY:
+        set_committed_value(consult, relation, None)
+    _as_read(consult)
+    mark_written(db.session, consult)
+
+
+def _as_read(obj) -> None:
+    """Put an object just written by a plain INSERT (its id set) in the session as
+    if read from it; a rollback takes it out again, as it does the unit of work's
+    inserts."""
+    make_transient_to_detached(obj)
+    db.session.add(obj)
+    written_outside_the_session(db.session, obj)
 
 
 def _withdraw_handoff(consult: Consult) -> None:
@@ -169,7 +227,6 @@ def create(
         answer_due_at=answer_due_at,
     )
     start_claim_ladder(consult)
-    db.session.add(consult)
     _record(consult, EventKind.CREATED, requester)
     _alert_primary(
         consult, primary_id, "new_consult", f"New {describe(consult)} awaits a claim."

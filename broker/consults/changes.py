@@ -22,6 +22,8 @@ _CONSULTS = "broker.changed_consults"
 _DEPARTURES = "broker.consult_departures"
 _NOTIFICATIONS = "broker.created_notifications"
 _AFTER_COMMIT = "broker.after_commit"
+_WRITTEN = "broker.written_consults"
+_INSERTED = "broker.inserted_outside"
 
 
 @dataclass
@@ -42,6 +44,23 @@ def mark_changed(session: Session, consult_id: int) -> None:
 
 def mark_departed(session: Session, consult_id: int, department_id: int) -> None:
     session.info.setdefault(_DEPARTURES, {})[consult_id] = department_id
+
+
+def mark_written(session: Session, consult) -> None:
+    """A consult this transaction wrote through the session: current in memory."""
+    session.info.setdefault(_WRITTEN, {})[consult.id] = consult
+
+
+def written_consults(session: Session) -> dict:
+    """The consults this transaction wrote through the session (id -> object)."""
+    return session.info.get(_WRITTEN, {})
+
+
+def written_outside_the_session(session: Session, obj) -> None:
+    """An object inserted by a plain INSERT, then put in the session as read from it.
+    A rollback takes it out of the session, as it does the objects the unit of
+    work inserted: its row is gone (and SQLite may give its id to the next row)."""
+    session.info.setdefault(_INSERTED, []).append(obj)
 
 
 def mark_notified(session: Session, notification: dict) -> None:
@@ -72,10 +91,14 @@ def _announce(session: Session) -> None:
 
 @event.listens_for(Session, "after_rollback")
 def _drop(session: Session) -> None:
+    inserted = session.info.get(_INSERTED, ())
     _forget(session)
     session.info.pop(_AFTER_COMMIT, None)
+    for obj in inserted:
+        if obj in session:
+            session.expunge(obj)
 
 
 def _forget(session: Session) -> None:
-    for key in (_CONSULTS, _DEPARTURES, _NOTIFICATIONS):
+    for key in (_CONSULTS, _DEPARTURES, _NOTIFICATIONS, _WRITTEN, _INSERTED):
         session.info.pop(key, None)
