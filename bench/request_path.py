@@ -139,20 +139,23 @@ def consult_with_events(url: str, events: int = 8) -> int:
 
 def pending_supply(url: str, count: int) -> list[int]:
     """`count` new pending radiology consults (copies of the newest one, with study_ref
-    BENCH), to claim."""
+    BENCH), to claim. Each made a millisecond before the next, as real ones would be:
+    thousands sharing one instant would make the list's newest-first page sort them
+    all by id."""
     copied = (
-        "department_id, urgency, requester_id, patient_ref, question, created_at, "
+        "department_id, urgency, requester_id, patient_ref, question, "
         "routed_at, updated_at, claim_due_at, answer_due_at"
     )
     rows = sql(
         url,
         "INSERT INTO consults (version, status, escalation_level, followup_count, "
-        f"handoff_count, redirect_count, max_escalation_level, study_ref, {copied}) "
-        f"SELECT 1, 'pending', 0, 0, 0, 0, 0, 'BENCH', {copied} FROM consults, "
-        "generate_series(1, %s) WHERE id = (SELECT max(c.id) FROM consults c "
+        f"handoff_count, redirect_count, max_escalation_level, study_ref, created_at, "
+        f"{copied}) SELECT 1, 'pending', 0, 0, 0, 0, 0, 'BENCH', "
+        f"created_at - (%s - n) * interval '1 millisecond', {copied} FROM consults, "
+        "generate_series(1, %s) AS n WHERE id = (SELECT max(c.id) FROM consults c "
         "JOIN departments d ON d.id = c.department_id WHERE d.slug = 'radiology') "
         "RETURNING id",
-        (count,),
+        (count, count),
     )
     return sorted(r[0] for r in rows)
 
@@ -166,6 +169,9 @@ def cancel_bench_consults(url: str) -> None:
         "level1_escalation_at = NULL, level2_escalation_at = NULL "
         "WHERE study_ref = 'BENCH' AND status IN ('pending', 'claimed', 'answered')",
     )
+    # The runs add thousands of consults: the planner's statistics follow (as
+    # autovacuum would; it may be off on a test machine).
+    sql(url, "ANALYZE consults")
 
 
 # --- the servers ------------------------------------------------------------------
