@@ -14,7 +14,6 @@ from functools import lru_cache
 
 from flask import current_app
 from sqlalchemy import bindparam, func, select
-from sqlalchemy.orm import joinedload
 from werkzeug.security import check_password_hash, generate_password_hash
 
 from broker import clock, sessions
@@ -114,15 +113,6 @@ def token_record(token: str) -> ApiToken | None:
     )
 
 
-# A signed-in user comes with their memberships and their departments: every
-# permission check reads them, so they are loaded in the token's own SELECT.
-WITH_MEMBERSHIPS_OF_TOKEN = (
-    joinedload(ApiToken.user, innerjoin=True)
-    .joinedload(User.memberships)
-    .joinedload(Membership.department, innerjoin=True)
-)
-
-
 # Built once, so that SQLAlchemy computes its cache key once, not on every request.
 _VALID_TOKEN = (
     select(ApiToken)
@@ -130,7 +120,7 @@ _VALID_TOKEN = (
         ApiToken.token_digest == bindparam("digest"),
         *sessions.token_in_force(bindparam("at")),
     )
-    .options(WITH_MEMBERSHIPS_OF_TOKEN)
+    .options(sessions.with_signed_in_user(ApiToken.user))
 )
 
 

@@ -88,16 +88,21 @@ def why_invalid(record: UserSession) -> str | None:
     return None
 
 
-# Built once, so that SQLAlchemy computes its cache key once, not on every request. The
-# user comes with their memberships and departments (every page and permission reads them).
-_BY_KEY = (
-    select(UserSession)
-    .where(UserSession.key_digest == bindparam("digest"))
-    .options(
-        joinedload(UserSession.user, innerjoin=True)
+def with_signed_in_user(user_relation):
+    """Loads a credential's user (a session's or a token's) in the credential's own
+    SELECT, with their memberships and departments: every permission check reads them."""
+    return (
+        joinedload(user_relation, innerjoin=True)
         .joinedload(User.memberships)
         .joinedload(Membership.department, innerjoin=True)
     )
+
+
+# Built once, so that SQLAlchemy computes its cache key once, not on every request.
+_BY_KEY = (
+    select(UserSession)
+    .where(UserSession.key_digest == bindparam("digest"))
+    .options(with_signed_in_user(UserSession.user))
 )
 
 
